@@ -1,0 +1,92 @@
+//! Ping (`/mosaik/discovery/ping/1.0`): "are you there, and who are you?"
+//!
+//! The initiator opens a link and sends `()` (an empty frame); the acceptor
+//! answers with its own entry, freshly bumped and signed; the initiator
+//! closes with `Success` (200), which the acceptor waits for. We bound every
+//! wait on the serving side, so a peer that connects and never speaks costs
+//! one short-lived task.
+
+use std::{sync::Arc, time::Duration};
+
+use iroh::{
+    Endpoint, EndpointAddr,
+    endpoint::Connection,
+    protocol::{AcceptError, ProtocolHandler},
+};
+use tracing::debug;
+
+use super::{entry::SignedPeerEntry, local::LocalPeer};
+use crate::network::{
+    close::CloseReason,
+    link::{Link, LinkError},
+    protocol::Ping,
+};
+
+/// How long a served ping may take from accept to the initiator's close.
+pub const SERVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// mosaik's default ping timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pings `addr`: returns its verified, freshly signed entry.
+pub async fn ping(
+    endpoint: &Endpoint,
+    addr: EndpointAddr,
+    timeout: Duration,
+) -> Result<SignedPeerEntry, LinkError> {
+    tokio::time::timeout(timeout, async {
+        let mut link = Link::<Ping>::open(endpoint, addr).await?;
+        link.send(&()).await?;
+        let reply: SignedPeerEntry = link.recv().await?;
+        link.close(CloseReason::Success, Duration::from_millis(500))
+            .await;
+        Ok(reply)
+    })
+    .await
+    .map_err(|_| LinkError::Timeout(timeout))?
+}
+
+/// Serves pings with this node's entry.
+#[derive(Clone)]
+pub struct PingService {
+    local: Arc<LocalPeer>,
+    endpoint: Endpoint,
+}
+
+impl std::fmt::Debug for PingService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PingService")
+    }
+}
+
+impl PingService {
+    pub fn new(local: Arc<LocalPeer>, endpoint: Endpoint) -> Self {
+        Self { local, endpoint }
+    }
+
+    async fn serve(&self, connection: Connection) -> Result<(), LinkError> {
+        let mut link = Link::<Ping>::accept(connection).await?;
+        let () = link.recv().await?;
+        let reply = self
+            .local
+            .signed_fresh(self.endpoint.addr())
+            .map_err(|e| LinkError::Connect(e.to_string()))?;
+        link.send(&reply).await?;
+        // The initiator ends the exchange; its close is the normal outcome.
+        match link.closed().await {
+            LinkError::ClosedByPeer(close) if close.known() == Some(CloseReason::Success) => Ok(()),
+            other => Err(other),
+        }
+    }
+}
+
+impl ProtocolHandler for PingService {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let remote = connection.remote_id();
+        match tokio::time::timeout(SERVE_TIMEOUT, self.serve(connection)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(peer = %remote.fmt_short(), error = %e, "ping not completed"),
+            Err(_) => debug!(peer = %remote.fmt_short(), "ping timed out"),
+        }
+        Ok(())
+    }
+}

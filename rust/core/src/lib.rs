@@ -1,0 +1,18 @@
+//! Pure-Rust core of mosaik for Python.
+//!
+//! This crate speaks mosaik 0.3.13's wire protocol on real iroh 0.97
+//! endpoints and knows nothing about Python: the PyO3 crate in
+//! `rust/python` only converts types and errors. Modules mirror the
+//! concepts of the protocol specs:
+//!
+//! - [`primitives`]: 32-byte ids (`Digest`) and postcard helpers;
+//! - [`network`]: the endpoint builder, the `Link` framing, close reasons
+//!   and the running [`network::Node`];
+//! - [`discovery`]: the signed peer entry and the ping protocol.
+
+pub mod discovery;
+pub mod network;
+pub mod primitives;
+
+pub use network::{Node, NodeConfig, NodeError, RelayChoice};
+pub use primitives::Digest;

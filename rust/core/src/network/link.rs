@@ -1,0 +1,248 @@
+//! `Link`: one QUIC connection carrying one bidirectional stream of frames.
+//!
+//! This is mosaik's link layer. Each frame is a 4-byte big-endian length and
+//! a postcard payload (tokio-util's `LengthDelimitedCodec` defaults). The
+//! side that opens must write first: QUIC announces a stream only when data
+//! arrives. A link ends with an application CONNECTION_CLOSE carrying a
+//! [`CloseReason`]: a frame that fails to decode ends it with 400, a dropped
+//! or cancelled link with 102, a stream that ends early with 103.
+
+use std::{fmt, marker::PhantomData, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use iroh::{
+    Endpoint, EndpointAddr, EndpointId,
+    endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+use super::{
+    close::{CloseReason, RemoteClose},
+    protocol::Protocol,
+};
+use crate::primitives::encoding::{self, EncodingError};
+
+/// Why a link operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("peer closed the link: {0}")]
+    ClosedByPeer(RemoteClose),
+    #[error("link closed locally: {0}")]
+    ClosedLocally(CloseReason),
+    #[error("connection lost: {0}")]
+    ConnectionLost(ConnectionError),
+    #[error("peer ended the stream before closing the link")]
+    UnexpectedEnd,
+    #[error("frame failed to decode: {0}")]
+    Decode(EncodingError),
+    #[error("frame could not be encoded: {0}")]
+    Encode(EncodingError),
+    #[error("frame of {0} bytes exceeds this link's limit")]
+    FrameTooLarge(usize),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("i/o: {0}")]
+    Io(std::io::Error),
+}
+
+impl LinkError {
+    /// The code a remote peer closed with, if that is how the link ended.
+    pub fn remote_code(&self) -> Option<u64> {
+        match self {
+            LinkError::ClosedByPeer(close) => Some(close.code),
+            _ => None,
+        }
+    }
+}
+
+/// A framed, bidirectional link to one peer for protocol `P`.
+pub struct Link<P: Protocol> {
+    connection: Connection,
+    writer: FramedWrite<SendStream, LengthDelimitedCodec>,
+    reader: FramedRead<RecvStream, LengthDelimitedCodec>,
+    _protocol: PhantomData<P>,
+}
+
+fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .big_endian()
+        .max_frame_length(max_frame)
+        .new_codec()
+}
+
+impl<P: Protocol> Link<P> {
+    /// Dials `addr` under `P::ALPN` and opens the link's stream. The caller
+    /// must send the first frame.
+    pub async fn open(endpoint: &Endpoint, addr: EndpointAddr) -> Result<Self, LinkError> {
+        let connection = endpoint
+            .connect(addr, P::ALPN)
+            .await
+            .map_err(|e| LinkError::Connect(e.to_string()))?;
+        match connection.open_bi().await {
+            Ok((send, recv)) => Ok(Self::from_parts(connection, send, recv)),
+            Err(e) => {
+                close_connection(&connection, CloseReason::Cancelled);
+                Err(LinkError::Connect(e.to_string()))
+            }
+        }
+    }
+
+    /// Accepts the link's stream on an incoming connection. Resolves once
+    /// the opener has written its first frame.
+    pub async fn accept(connection: Connection) -> Result<Self, LinkError> {
+        if connection.alpn() != P::ALPN {
+            close_connection(&connection, CloseReason::InvalidAlpn);
+            return Err(LinkError::ClosedLocally(CloseReason::InvalidAlpn));
+        }
+        match connection.accept_bi().await {
+            Ok((send, recv)) => Ok(Self::from_parts(connection, send, recv)),
+            Err(e) => Err(Self::lost(&connection, e)),
+        }
+    }
+
+    fn from_parts(connection: Connection, send: SendStream, recv: RecvStream) -> Self {
+        Self {
+            writer: FramedWrite::new(send, codec(P::MAX_FRAME)),
+            reader: FramedRead::new(recv, codec(P::MAX_FRAME)),
+            connection,
+            _protocol: PhantomData,
+        }
+    }
+
+    /// The peer's id, as authenticated by the TLS handshake.
+    pub fn remote_id(&self) -> EndpointId {
+        self.connection.remote_id()
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// Encodes `value` with postcard and sends it as one frame.
+    pub async fn send<T: Serialize>(&mut self, value: &T) -> Result<(), LinkError> {
+        let payload = encoding::encode(value).map_err(LinkError::Encode)?;
+        self.send_raw(payload).await
+    }
+
+    /// Sends one frame holding `payload` as is, and flushes.
+    pub async fn send_raw(&mut self, payload: Bytes) -> Result<(), LinkError> {
+        self.feed_raw(payload).await?;
+        self.flush().await
+    }
+
+    /// Queues one frame without flushing; `flush` writes every queued frame.
+    pub async fn feed_raw(&mut self, payload: Bytes) -> Result<(), LinkError> {
+        if payload.len() > P::MAX_FRAME {
+            return Err(LinkError::FrameTooLarge(payload.len()));
+        }
+        self.writer
+            .feed(payload)
+            .await
+            .map_err(|e| self.io_error(e))
+    }
+
+    pub async fn flush(&mut self) -> Result<(), LinkError> {
+        self.writer.flush().await.map_err(|e| self.io_error(e))
+    }
+
+    /// Receives one frame and decodes it. A frame that fails to decode
+    /// closes the link with `ProtocolViolation` (400).
+    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, LinkError> {
+        let frame = self.recv_raw().await?;
+        encoding::decode(&frame).map_err(|e| {
+            self.close_now(CloseReason::ProtocolViolation);
+            LinkError::Decode(e)
+        })
+    }
+
+    /// Receives one frame's payload. A stream that ends before the link is
+    /// closed closes it with `UnexpectedClose` (103); an oversized frame
+    /// with `ProtocolViolation` (400).
+    pub async fn recv_raw(&mut self) -> Result<BytesMut, LinkError> {
+        match self.reader.next().await {
+            Some(Ok(frame)) => Ok(frame),
+            Some(Err(e)) => Err(self.io_error(e)),
+            None => {
+                if let Some(reason) = self.connection.close_reason() {
+                    return Err(Self::lost(&self.connection, reason));
+                }
+                self.close_now(CloseReason::UnexpectedClose);
+                Err(LinkError::UnexpectedEnd)
+            }
+        }
+    }
+
+    /// Closes the link with `reason` and waits, at most `grace`, for the
+    /// close to be acknowledged so the peer sees the code.
+    pub async fn close(self, reason: CloseReason, grace: Duration) {
+        close_connection(&self.connection, reason);
+        let _ = tokio::time::timeout(grace, self.connection.closed()).await;
+    }
+
+    /// Closes with `reason` without waiting.
+    pub fn close_now(&self, reason: CloseReason) {
+        close_connection(&self.connection, reason);
+    }
+
+    /// Waits until the peer closes the link, and returns how it did.
+    pub async fn closed(&self) -> LinkError {
+        Self::lost(&self.connection, self.connection.closed().await)
+    }
+
+    fn io_error(&self, error: std::io::Error) -> LinkError {
+        if let Some(reason) = self.connection.close_reason() {
+            return Self::lost(&self.connection, reason);
+        }
+        if error.kind() == std::io::ErrorKind::InvalidData {
+            // LengthDelimitedCodec reports an oversized length prefix this way.
+            self.close_now(CloseReason::ProtocolViolation);
+            return LinkError::FrameTooLarge(P::MAX_FRAME);
+        }
+        LinkError::Io(error)
+    }
+
+    fn lost(connection: &Connection, error: ConnectionError) -> LinkError {
+        let error = connection.close_reason().unwrap_or(error);
+        match error {
+            ConnectionError::ApplicationClosed(close) => LinkError::ClosedByPeer(RemoteClose {
+                code: close.error_code.into_inner(),
+                reason: close.reason.to_vec(),
+            }),
+            ConnectionError::LocallyClosed => LinkError::ClosedLocally(CloseReason::Cancelled),
+            other => LinkError::ConnectionLost(other),
+        }
+    }
+}
+
+impl<P: Protocol> Drop for Link<P> {
+    /// A link dropped before it was closed was cancelled: tell the peer (102).
+    fn drop(&mut self) {
+        if self.connection.close_reason().is_none() {
+            close_connection(&self.connection, CloseReason::Cancelled);
+        }
+    }
+}
+
+impl<P: Protocol> fmt::Debug for Link<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("alpn", &String::from_utf8_lossy(P::ALPN))
+            .field(
+                "remote",
+                &format_args!("{}", self.connection.remote_id().fmt_short()),
+            )
+            .finish()
+    }
+}
+
+/// Closes `connection` with a mosaik reason unless it is already closed.
+pub fn close_connection(connection: &Connection, reason: CloseReason) {
+    if connection.close_reason().is_none() {
+        connection.close(VarInt::from_u32(reason.code()), reason.name().as_bytes());
+    }
+}

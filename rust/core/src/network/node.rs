@@ -1,0 +1,173 @@
+//! `Node`: a running mosaik node: an iroh endpoint plus the protocols it
+//! serves.
+//!
+//! Starting a node binds the endpoint and installs the protocol handlers on
+//! an iroh `Router`; it never waits for a relay, so it returns promptly with
+//! or without internet. Closing is idempotent and bounded in time.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use iroh::{
+    Endpoint, EndpointAddr, EndpointId, SecretKey, address_lookup::memory::MemoryLookup,
+    endpoint_info::EndpointInfo, protocol::Router,
+};
+use tracing::{debug, info};
+
+use super::{
+    address::format_address,
+    config::{ConfigError, NodeConfig},
+    link::LinkError,
+    protocol::{Ping, Protocol},
+};
+use crate::{
+    discovery::{SignedPeerEntry, local::LocalPeer, ping},
+    primitives::Digest,
+};
+
+/// How long `close` waits for the endpoint to say goodbye to its peers.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the node is closed")]
+    Closed,
+}
+
+/// A running node. Cheap to clone; all clones share one endpoint.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: Endpoint,
+    router: Router,
+    local: Arc<LocalPeer>,
+    lookup: MemoryLookup,
+    bootstrap: Vec<EndpointAddr>,
+    closed: AtomicBool,
+}
+
+impl Node {
+    /// Binds the endpoint and starts serving. Does not wait for relays.
+    pub async fn spawn(config: NodeConfig) -> Result<Self, NodeError> {
+        config.validate()?;
+        let key = match config.secret_key {
+            Some(seed) => SecretKey::from_bytes(&seed),
+            None => SecretKey::generate(&mut rand::rng()),
+        };
+        let lookup = MemoryLookup::new();
+        let endpoint = config.bind_endpoint(key.clone(), lookup.clone()).await?;
+        for peer in &config.bootstrap {
+            lookup.add_endpoint_info(EndpointInfo::from(peer.clone()));
+        }
+        let local = Arc::new(LocalPeer::new(
+            key,
+            config.network,
+            endpoint.addr(),
+            config.tags.iter().copied(),
+        ));
+        let router = Router::builder(endpoint.clone())
+            .accept(
+                Ping::ALPN,
+                ping::PingService::new(local.clone(), endpoint.clone()),
+            )
+            .spawn();
+        info!(peer = %endpoint.id().fmt_short(), network = ?config.network, local = config.local, "node started");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                endpoint,
+                router,
+                local,
+                lookup,
+                bootstrap: config.bootstrap,
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn peer_id(&self) -> EndpointId {
+        self.inner.endpoint.id()
+    }
+
+    pub fn network_id(&self) -> Digest {
+        self.inner.local.network()
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// This node's current address: id, home relay (once chosen), direct addresses.
+    pub fn addr(&self) -> EndpointAddr {
+        self.inner.endpoint.addr()
+    }
+
+    /// `addr()` as an `endpoint…` ticket string.
+    pub fn address(&self) -> String {
+        format_address(&self.addr())
+    }
+
+    pub fn bootstrap(&self) -> &[EndpointAddr] {
+        &self.inner.bootstrap
+    }
+
+    pub fn local_peer(&self) -> &Arc<LocalPeer> {
+        &self.inner.local
+    }
+
+    /// Remembers how to reach a peer, so later dials by id work.
+    pub fn remember(&self, addr: EndpointAddr) {
+        self.inner
+            .lookup
+            .add_endpoint_info(EndpointInfo::from(addr));
+    }
+
+    /// Pings `addr` and returns its verified, freshly signed entry.
+    pub async fn ping(
+        &self,
+        addr: EndpointAddr,
+        timeout: Duration,
+    ) -> Result<SignedPeerEntry, LinkError> {
+        if self.is_closed() {
+            return Err(LinkError::Connect("the node is closed".into()));
+        }
+        ping::ping(&self.inner.endpoint, addr, timeout).await
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Stops serving and closes the endpoint. Idempotent; bounded by `CLOSE_TIMEOUT`.
+    pub async fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if tokio::time::timeout(CLOSE_TIMEOUT, self.inner.router.shutdown())
+            .await
+            .is_err()
+        {
+            debug!("router shutdown timed out; dropping the endpoint");
+        }
+        info!(peer = %self.peer_id().fmt_short(), "node closed");
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("peer", &format_args!("{}", self.peer_id().fmt_short()))
+            .field("network", &self.network_id())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}

@@ -1,0 +1,44 @@
+//! The protocols a node speaks, each named by its exact ALPN.
+//!
+//! A `Link` is opened or accepted for one protocol; the protocol decides the
+//! ALPN and the largest frame a peer may send us. mosaik sets no frame limit
+//! (`usize::MAX`); we bound every link so a peer claiming a 4 GiB frame costs
+//! us nothing but a closed link.
+
+/// A protocol carried over `Link`s.
+pub trait Protocol {
+    /// The ALPN, byte for byte as mosaik registers it.
+    const ALPN: &'static [u8];
+    /// The largest payload we accept in one frame.
+    const MAX_FRAME: usize;
+}
+
+/// `/mosaik/discovery/ping/1.0`: liveness plus the peer's signed entry.
+pub struct Ping;
+
+impl Protocol for Ping {
+    const ALPN: &'static [u8] = b"/mosaik/discovery/ping/1.0";
+    const MAX_FRAME: usize = 64 * 1024;
+}
+
+/// `/mosaik/discovery/sync/1.0`: full catalog exchange.
+pub struct CatalogSync;
+
+impl Protocol for CatalogSync {
+    const ALPN: &'static [u8] = b"/mosaik/discovery/sync/1.0";
+    const MAX_FRAME: usize = 16 * 1024 * 1024;
+}
+
+/// `/mosaik/discovery/announce/1.0`: iroh-gossip under mosaik's ALPN.
+pub const ANNOUNCE_ALPN: &[u8] = b"/mosaik/discovery/announce/1.0";
+
+/// `/mosaik/streams/1.0`: one subscription per connection.
+pub struct Streams;
+
+impl Protocol for Streams {
+    const ALPN: &'static [u8] = b"/mosaik/streams/1.0";
+    const MAX_FRAME: usize = 256 * 1024 * 1024;
+}
+
+/// `/mosaik/groups/1`: Raft bonds (later work).
+pub const GROUPS_ALPN: &[u8] = b"/mosaik/groups/1";

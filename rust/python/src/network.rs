@@ -1,0 +1,179 @@
+//! `Node`: the Python handle of a running core node.
+//!
+//! Only conversion happens here: strings to ids and addresses, core errors
+//! to Python exceptions, futures to asyncio awaitables. Arguments arrive
+//! already type-checked by `mosaik/network.py`; values are checked here,
+//! and every error names the argument.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use mosaik_core::{
+    Digest, Node, NodeConfig, RelayChoice,
+    discovery::SignedPeerEntry,
+    network::{format_address, parse_address},
+};
+use pyo3::prelude::*;
+
+use crate::{
+    errors::{Closed, link_error, node_error, value_error},
+    runtime,
+};
+
+/// What a ping (and later the catalog) tells about a peer, as plain values:
+/// (peer_id, network_id, address, tags, streams, (started_ms, updated_ms)).
+pub type PeerTuple = (String, String, String, Vec<String>, Vec<String>, (i64, i64));
+
+pub fn peer_tuple(signed: &SignedPeerEntry) -> PeerTuple {
+    let entry = signed.entry();
+    (
+        entry.id().to_string(),
+        entry.network.to_hex(),
+        format_address(&entry.address),
+        entry.tags.iter().map(Digest::to_hex).collect(),
+        entry.streams.iter().map(Digest::to_hex).collect(),
+        (entry.version.started_at_ms(), entry.version.updated_at_ms()),
+    )
+}
+
+#[pyclass(module = "mosaik._mosaik", name = "Node", frozen)]
+pub struct PyNode {
+    node: Node,
+    /// Lives exactly as long as this handle; the runtime's registry watches it.
+    _alive: Arc<()>,
+}
+
+fn parse_relay(relay: &str) -> PyResult<RelayChoice> {
+    match relay {
+        "default" => Ok(RelayChoice::Default),
+        "disabled" => Ok(RelayChoice::Disabled),
+        url if url.starts_with("http://") || url.starts_with("https://") => url
+            .parse()
+            .map(RelayChoice::Url)
+            .map_err(|e| value_error("relay", format!("not a relay URL ({e}): {url:?}"))),
+        other => Err(value_error(
+            "relay",
+            format!("expected \"default\", \"disabled\" or an http(s) URL, got {other:?}"),
+        )),
+    }
+}
+
+#[pymethods]
+impl PyNode {
+    /// Starts a node; resolves to a `Node` once the endpoint is bound.
+    #[staticmethod]
+    #[pyo3(signature = (network, secret_key, tags, bootstrap, relay, bind, local))]
+    #[allow(clippy::too_many_arguments)]
+    fn create<'py>(
+        py: Python<'py>,
+        network: &str,
+        secret_key: Option<[u8; 32]>,
+        tags: Vec<String>,
+        bootstrap: Vec<String>,
+        relay: &str,
+        bind: Option<&str>,
+        local: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut config = NodeConfig::new(Digest::from_name(network));
+        config.secret_key = secret_key;
+        config.tags = tags.iter().map(|t| Digest::from_name(t)).collect();
+        config.bootstrap = bootstrap
+            .iter()
+            .map(|a| parse_address(a).map_err(|e| value_error("bootstrap", e)))
+            .collect::<PyResult<_>>()?;
+        config.relay = parse_relay(relay)?;
+        config.bind = bind
+            .map(|b| {
+                b.parse::<SocketAddr>()
+                    .map_err(|_| value_error("bind", format!("expected \"ip:port\", got {b:?}")))
+            })
+            .transpose()?;
+        config.local = local;
+        config.validate().map_err(|e| node_error(e.into()))?;
+        runtime::into_py_future(py, async move {
+            let node = Node::spawn(config).await.map_err(node_error)?;
+            let alive = Arc::new(());
+            runtime::register_node(Arc::downgrade(&alive), node.clone());
+            Ok(PyNode {
+                node,
+                _alive: alive,
+            })
+        })
+    }
+
+    #[getter]
+    fn peer_id(&self) -> String {
+        self.node.peer_id().to_string()
+    }
+
+    #[getter]
+    fn network_id(&self) -> String {
+        self.node.network_id().to_hex()
+    }
+
+    #[getter]
+    fn address(&self) -> String {
+        self.node.address()
+    }
+
+    #[getter]
+    fn is_closed(&self) -> bool {
+        self.node.is_closed()
+    }
+
+    /// Pings a peer and resolves to its freshly signed entry as a `PeerTuple`.
+    fn ping<'py>(
+        &self,
+        py: Python<'py>,
+        address: &str,
+        timeout: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let addr = parse_address(address).map_err(|e| value_error("address", e))?;
+        if !(timeout.is_finite() && timeout > 0.0) {
+            return Err(value_error(
+                "timeout",
+                format!("must be a positive number of seconds, got {timeout}"),
+            ));
+        }
+        if self.node.is_closed() {
+            return Err(Closed::new_err("the network is closed"));
+        }
+        let node = self.node.clone();
+        runtime::into_py_future(py, async move {
+            let reply = node
+                .ping(addr, Duration::from_secs_f64(timeout))
+                .await
+                .map_err(link_error)?;
+            Ok(peer_tuple(&reply))
+        })
+    }
+
+    /// Closes the node; idempotent.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let node = self.node.clone();
+        runtime::into_py_future(py, async move {
+            node.close().await;
+            Ok(())
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<Node {} network={} {}>",
+            &self.node.peer_id().to_string()[..10],
+            &self.node.network_id().to_hex()[..10],
+            if self.node.is_closed() {
+                "closed"
+            } else {
+                "open"
+            }
+        )
+    }
+}
+
+impl Drop for PyNode {
+    fn drop(&mut self) {
+        if !self.node.is_closed() {
+            runtime::close_in_background(self.node.clone());
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! JSON shapes exchanged with the test driver.
+//!
+//! - address: `{"id": "<hex public key>", "relay": ["<url>", ...],
+//!   "ip": ["<ip:port>", ...]}`; a command may instead carry
+//!   `"ticket": "endpoint..."` (an iroh-tickets `EndpointTicket`).
+//! - peer entry: `{"peer_id", "network", "protocol", "version":
+//!   [started_ms, updated_ms], "tags": [hex], "streams": [hex],
+//!   "groups": [hex], "addr": address, "signed": bool}`.
+
+use {
+    anyhow::{Context, Result, bail},
+    iroh::{EndpointAddr, PublicKey, RelayUrl, TransportAddr},
+    iroh_tickets::endpoint::EndpointTicket,
+    mosaik::{Digest, discovery::PeerEntry},
+    serde_json::{Value, json},
+    std::net::SocketAddr,
+};
+
+/// Full lowercase hex of a mosaik digest (ids, tags, stream ids).
+pub fn hex(digest: &Digest) -> String {
+    digest.to_hex().to_string()
+}
+
+/// A required string field of a command.
+pub fn str_field<'a>(cmd: &'a Value, name: &str) -> Result<&'a str> {
+    cmd.get(name)
+        .and_then(Value::as_str)
+        .with_context(|| format!("missing string field `{name}`"))
+}
+
+/// An optional list of strings (absent or null means empty).
+pub fn str_list(value: &Value, name: &str) -> Result<Vec<String>> {
+    match value.get(name) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .with_context(|| format!("`{name}` must only contain strings"))
+            })
+            .collect(),
+        Some(_) => bail!("`{name}` must be a list of strings"),
+    }
+}
+
+/// The `EndpointAddr` a command targets, from `ticket` or `addr`.
+pub fn target_addr(cmd: &Value) -> Result<EndpointAddr> {
+    if let Some(ticket) = cmd.get("ticket").and_then(Value::as_str) {
+        let ticket: EndpointTicket = ticket.parse().context("invalid ticket")?;
+        return Ok(ticket.into());
+    }
+    let addr = cmd.get("addr").context("missing `addr` or `ticket`")?;
+    parse_addr(addr)
+}
+
+/// Builds an `EndpointAddr` from the JSON address shape.
+pub fn parse_addr(addr: &Value) -> Result<EndpointAddr> {
+    let id: PublicKey = str_field(addr, "id")?
+        .to_ascii_lowercase()
+        .parse()
+        .context("invalid `id`")?;
+    let mut transports = Vec::new();
+    for url in str_list(addr, "relay")? {
+        let url: RelayUrl = url
+            .parse()
+            .with_context(|| format!("invalid relay url {url}"))?;
+        transports.push(TransportAddr::Relay(url));
+    }
+    for ip in str_list(addr, "ip")? {
+        let ip: SocketAddr = ip
+            .parse()
+            .with_context(|| format!("invalid ip address {ip}"))?;
+        transports.push(TransportAddr::Ip(ip));
+    }
+    Ok(EndpointAddr::from_parts(id, transports))
+}
+
+/// The JSON address shape of an `EndpointAddr`.
+pub fn addr_json(addr: &EndpointAddr) -> Value {
+    json!({
+        "id": addr.id.to_string(),
+        "relay": addr.relay_urls().map(ToString::to_string).collect::<Vec<_>>(),
+        "ip": addr.ip_addrs().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
+/// The JSON peer-entry shape of a discovery catalog entry.
+pub fn entry_json(entry: &PeerEntry, signed: bool) -> Value {
+    let hexes = |ids: &mut dyn Iterator<Item = &Digest>| ids.map(hex).collect::<Vec<_>>();
+    json!({
+        "peer_id": entry.id().to_string(),
+        "network": hex(entry.network_id()),
+        "protocol": entry.protocol_version().to_string(),
+        // `PeerEntryVersion` serializes as [started_ms, updated_ms].
+        "version": serde_json::to_value(entry.update_version()).unwrap_or_default(),
+        "tags": hexes(&mut entry.tags().iter()),
+        "streams": hexes(&mut entry.streams().iter()),
+        "groups": hexes(&mut entry.groups().iter()),
+        "addr": addr_json(entry.address()),
+        "signed": signed,
+    })
+}
