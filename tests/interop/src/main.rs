@@ -37,9 +37,13 @@ use {
 /// Upper bound for `start` (building the node awaits `endpoint.online()`).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Upper bound for a single `ping` or `sync` exchange.
-const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Upper bound for each graceful-close step on shutdown.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest ping response frame accepted (a peer entry is a few hundred bytes).
+const MAX_FRAME: usize = 1 << 20;
+/// Upper bound for each graceful-close step on shutdown. iroh's
+/// `Endpoint::close` waits for close frames to be acknowledged or to time out
+/// (about 3 s once the node has talked to peers; immediate otherwise).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// ALPN of mosaik's discovery ping protocol (`discovery/ping.rs`).
 const PING_ALPN: &[u8] = b"/mosaik/discovery/ping/1.0";
 /// mosaik's `Success` application close code (`network/error.rs`).
@@ -303,7 +307,12 @@ async fn ping(endpoint: &Endpoint, target: EndpointAddr) -> Result<SignedPeerEnt
     recv.read_exact(&mut len)
         .await
         .context("no ping response")?;
-    let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+    let len = u32::from_be_bytes(len) as usize;
+    ensure!(
+        len <= MAX_FRAME,
+        "ping response frame of {len} bytes is too large"
+    );
+    let mut frame = vec![0u8; len];
     recv.read_exact(&mut frame)
         .await
         .context("truncated ping response")?;

@@ -1,0 +1,46 @@
+"""mosaik for Python: self-organizing, leaderless distributed systems.
+
+Nodes that share a network name find each other and exchange typed streams,
+speaking the wire protocol of the Rust crate ``mosaik`` 0.3.13 on iroh QUIC.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+
+from . import _mosaik
+from ._mosaik import PROTOCOL_VERSION, id_of
+from .discovery import PeerInfo
+from .errors import Closed, ConnectError, DecodeError, Empty, Full, MosaikError, Offline
+from .network import Network
+
+__all__ = [
+    "Network",
+    "PeerInfo",
+    "id_of",
+    "set_log_level",
+    "PROTOCOL_VERSION",
+    "MosaikError",
+    "Closed",
+    "Full",
+    "Offline",
+    "Empty",
+    "DecodeError",
+    "ConnectError",
+]
+
+_logger = logging.getLogger("mosaik")
+
+
+def set_log_level(level: int | str) -> None:
+    """Sets the ``mosaik`` logger's level and how much the native core forwards to it."""
+    _logger.setLevel(level)
+    _mosaik._set_log_level(_logger.getEffectiveLevel())
+
+
+# Forward what the `mosaik` logger would show right now (WARNING by default).
+_mosaik._set_log_level(_logger.getEffectiveLevel())
+# Close live nodes and stop the runtime before the interpreter finalizes:
+# threads must not touch the GIL once finalization has begun.
+atexit.register(_mosaik._shutdown)

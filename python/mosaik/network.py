@@ -1,0 +1,127 @@
+"""``Network``: a mosaik node and the entry point to its subsystems."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from types import TracebackType
+from typing import Any
+
+from . import _checks
+from ._mosaik import Node
+from .discovery import Discovery
+
+
+class Network:
+    """A running node of one mosaik network.
+
+    Create it with ``await Network.create(...)`` or
+    ``async with Network.create(...) as net:``.
+    """
+
+    def __init__(self, node: Node) -> None:
+        if not isinstance(node, Node):
+            raise TypeError("use `await Network.create(...)` to start a network")
+        self._node = node
+        self._discovery = Discovery(node)
+
+    @staticmethod
+    def create(
+        network: str,
+        *,
+        secret_key: bytes | None = None,
+        tags: Iterable[str] = (),
+        bootstrap: Iterable[str] = (),
+        relay: str = "default",
+        bind: str | None = None,
+        local: bool = False,
+    ) -> _Creating:
+        """Starts a node of ``network`` (a name, or a 64-hex network id).
+
+        - ``secret_key``: a 32-byte Ed25519 seed; random when None.
+        - ``tags``: role tags this node advertises.
+        - ``bootstrap``: addresses (``net.address`` strings) of known peers.
+        - ``relay``: ``"default"`` (n0's public relays), ``"disabled"``, or a relay URL.
+        - ``bind``: ``"ip:port"`` to bind; any port when None.
+        - ``local``: loopback only, no port mapping, mDNS, DHT or DNS; relays
+          off unless ``relay`` names a (loopback) URL. Use it for tests.
+
+        Returns promptly whether or not a relay is reachable. The result can
+        be awaited or used with ``async with``.
+        """
+        return _Creating(
+            _checks.check_str("network", network),
+            _checks.check_secret_key("secret_key", secret_key),
+            _checks.check_str_list("tags", tags),
+            _checks.check_str_list("bootstrap", bootstrap),
+            _checks.check_str("relay", relay),
+            _checks.check_optional_str("bind", bind),
+            _checks.check_bool("local", local),
+        )
+
+    @property
+    def peer_id(self) -> str:
+        """This node's id: its Ed25519 public key in hex."""
+        return self._node.peer_id
+
+    @property
+    def network_id(self) -> str:
+        return self._node.network_id
+
+    @property
+    def address(self) -> str:
+        """Everything another node needs to reach this one (an iroh ``endpoint…`` ticket)."""
+        return self._node.address
+
+    @property
+    def is_closed(self) -> bool:
+        return self._node.is_closed
+
+    @property
+    def discovery(self) -> Discovery:
+        return self._discovery
+
+    async def close(self) -> None:
+        """Closes the node gracefully. Idempotent."""
+        await self._node.close()
+
+    async def __aenter__(self) -> Network:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.is_closed else "open"
+        return f"<Network {self.peer_id[:10]} network={self.network_id[:10]} {state}>"
+
+
+class _Creating:
+    """What ``Network.create`` returns: awaitable, or an async context manager."""
+
+    def __init__(self, *args: Any) -> None:
+        self._args = args
+        self._network: Network | None = None
+
+    async def _start(self) -> Network:
+        return Network(await Node.create(*self._args))
+
+    def __await__(self) -> Generator[Any, None, Network]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Network:
+        self._network = await self._start()
+        return self._network
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._network is not None:
+            await self._network.close()
