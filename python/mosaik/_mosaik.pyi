@@ -3,6 +3,23 @@
 from collections.abc import Awaitable
 from typing import final
 
+__all__ = [
+    "PROTOCOL_VERSION",
+    "MosaikError",
+    "Closed",
+    "Full",
+    "Offline",
+    "Empty",
+    "DecodeError",
+    "ConnectError",
+    "Node",
+    "id_of",
+    "_shutdown",
+    "_inflight",
+    "_set_log_level",
+    "_dropped_log_events",
+]
+
 PROTOCOL_VERSION: str
 
 class MosaikError(Exception): ...
@@ -14,7 +31,7 @@ class DecodeError(MosaikError): ...
 class ConnectError(MosaikError): ...
 
 # (peer_id, network_id, address, tags, streams, (started_ms, updated_ms))
-PeerTuple = tuple[str, str, str, list[str], list[str], tuple[int, int]]
+_PeerTuple = tuple[str, str, str, list[str], list[str], tuple[int, int]]
 
 @final
 class Node:
@@ -36,7 +53,7 @@ class Node:
     def address(self) -> str: ...
     @property
     def is_closed(self) -> bool: ...
-    def ping(self, address: str, timeout: float) -> Awaitable[PeerTuple]: ...
+    def ping(self, address: str, timeout: float) -> Awaitable[_PeerTuple]: ...
     def close(self) -> Awaitable[None]: ...
 
 def id_of(name: str) -> bytes: ...

@@ -13,7 +13,7 @@ from . import _checks
 from ._mosaik import id_of
 
 if TYPE_CHECKING:
-    from ._mosaik import Node, PeerTuple
+    from ._mosaik import Node, _PeerTuple
 
 DEFAULT_PING_TIMEOUT = 5.0
 #: What ``timeout=None`` means to the native side: wait as long as it takes.
@@ -32,7 +32,7 @@ class PeerInfo:
     version: tuple[int, int] = (0, 0)
 
     @classmethod
-    def _from_tuple(cls, raw: PeerTuple) -> PeerInfo:
+    def _from_tuple(cls, raw: _PeerTuple) -> PeerInfo:
         peer_id, network_id, address, tags, streams, version = raw
         return cls(
             peer_id=peer_id,
@@ -66,9 +66,7 @@ class Discovery:
     def __init__(self, node: Node) -> None:
         self._node = node
 
-    async def ping(
-        self, address: str, *, timeout: float | None = DEFAULT_PING_TIMEOUT
-    ) -> PeerInfo:
+    async def ping(self, address: str, *, timeout: float | None = DEFAULT_PING_TIMEOUT) -> PeerInfo:
         """Asks the peer at ``address`` for its freshly signed entry.
 
         Raises :class:`mosaik.ConnectError` if it cannot be reached within
