@@ -9,6 +9,7 @@ import time
 import pytest
 
 import mosaik
+
 from tickets import decode
 from waiting import until
 
