@@ -8,26 +8,37 @@
 //! `{"event":"ready"}`; on stdin EOF or `{"cmd":"shutdown"}` it closes the node
 //! and relay and exits with status 0.
 //!
-//! Commands: `relay`, `start`, `info`, `ping`, `sync`, `echo_vectors`,
-//! `shutdown`. See `wire.rs` for the JSON shape of addresses and peer entries.
+//! Commands (see each module for their JSON):
+//! - process and node: `relay`, `start` (optional `bootstrap` tickets),
+//!   `shutdown`, `ping`, `sync`, `sync_raw`, `echo_vectors` (here, `node.rs`);
+//! - discovery of the running node: `info`, `add_tags`, `remove_tags`,
+//!   `dial`, `wait_peer`, `wait_gone`, `feed`, `catalog_hex` (`catalog.rs`),
+//!   `events` (`events.rs`);
+//! - byte vectors through mosaik's types: `decode_signed_entry`,
+//!   `decode_entry`, `encode_entry`, `decode_snapshot` (`vectors.rs`),
+//!   `decode_announcement`, `encode_departure` (`announce.rs`);
+//! - gossip spy: `gossip_join`, `gossip_messages`, `gossip_broadcast`
+//!   (`spy.rs`).
+//!
+//! See `wire.rs` for the JSON shape of addresses and peer entries.
 
+mod announce;
+mod catalog;
+mod events;
+mod node;
+mod spy;
+mod vectors;
 mod wire;
 
 use {
     anyhow::{Context, Result, bail, ensure},
-    iroh::{Endpoint, EndpointAddr, RelayMode, RelayUrl, SecretKey, endpoint::VarInt},
-    iroh_relay::server::{
-        AccessConfig, RelayConfig as RelayServerConfig, Server as RelayServer, ServerConfig,
-    },
-    mosaik::{
-        Datum, Network, NetworkId, Tag,
-        discovery::{self, SignedPeerEntry},
-    },
+    events::EventLog,
+    mosaik::{Datum, Network, NetworkId, Tag},
+    node::{NodeOptions, Relay},
     serde_json::{Value, json},
+    spy::Spy,
     std::{
-        collections::BTreeSet,
         io::Write,
-        net::{Ipv4Addr, SocketAddr},
         time::{Duration, Instant},
     },
     tokio::io::{AsyncBufReadExt, BufReader},
@@ -36,18 +47,18 @@ use {
 
 /// Upper bound for `start` (building the node awaits `endpoint.online()`).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-/// Upper bound for a single `ping` or `sync` exchange.
+/// Upper bound for a single `ping`, `sync` or `sync_raw` exchange.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest ping response frame accepted (a peer entry is a few hundred bytes).
-const MAX_FRAME: usize = 1 << 20;
 /// Upper bound for each graceful-close step on shutdown. iroh's
 /// `Endpoint::close` waits for close frames to be acknowledged or to time out
 /// (about 3 s once the node has talked to peers; immediate otherwise).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// ALPN of mosaik's discovery ping protocol (`discovery/ping.rs`).
-const PING_ALPN: &[u8] = b"/mosaik/discovery/ping/1.0";
-/// mosaik's `Success` application close code (`network/error.rs`).
-const CLOSE_SUCCESS: u32 = 200;
+/// Time given to mosaik after dropping the `Network` (which only cancels its
+/// termination token) before the endpoint is closed: its announce task then
+/// broadcasts a `GracefulDeparture` and sleeps its 500 ms
+/// `graceful_departure_window` (`discovery/announce.rs:593-623`). Closing the
+/// endpoint at once would cut that broadcast off.
+const DEPARTURE_GRACE: Duration = Duration::from_millis(750);
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -89,17 +100,14 @@ fn emit(value: &Value) {
     let _ = out.flush();
 }
 
-/// The relay server started by `relay`, with the URL it is reachable at.
-struct Relay {
-    server: RelayServer,
-    url: RelayUrl,
-}
-
-/// Process state: at most one relay and one mosaik node.
+/// Process state: at most one relay, one mosaik node (with its event log)
+/// and one gossip spy.
 #[derive(Default)]
 struct Peer {
     relay: Option<Relay>,
     network: Option<Network>,
+    events: Option<EventLog>,
+    spy: Option<Spy>,
 }
 
 impl Peer {
@@ -121,56 +129,73 @@ impl Peer {
 
     async fn dispatch(&mut self, name: &str, cmd: &Value) -> Result<Value> {
         match name {
-            "relay" => Ok(json!({ "url": self.ensure_relay().await?.to_string() })),
+            // process and node
+            "relay" => Ok(json!({ "url": self.ensure_relay().await?.url.to_string() })),
             "start" => self.start(cmd).await,
-            "info" => self.info(),
             "ping" => self.ping(cmd).await,
             "sync" => self.sync(cmd).await,
+            "sync_raw" => self.sync_raw(cmd).await,
             "echo_vectors" => Ok(echo_vectors()),
             "shutdown" => {
                 self.close().await;
                 Ok(json!({}))
             }
+            // discovery of the running node
+            "info" => Ok(catalog::info(self.node()?)),
+            "add_tags" => catalog::change_tags(self.node()?, cmd, true),
+            "remove_tags" => catalog::change_tags(self.node()?, cmd, false),
+            "dial" => catalog::dial(self.node()?, cmd).await,
+            "wait_peer" => catalog::wait_peer(self.node()?, cmd).await,
+            "wait_gone" => catalog::wait_gone(self.node()?, cmd).await,
+            "feed" => catalog::feed(self.node()?, cmd),
+            "catalog_hex" => catalog::catalog_hex(self.node()?),
+            "events" => Ok(self.events.as_ref().context("no node running")?.drain()),
+            // byte vectors through mosaik's own types
+            "decode_signed_entry" => vectors::decode_signed_entry(cmd),
+            "decode_entry" => vectors::decode_entry(cmd),
+            "encode_entry" => vectors::encode_entry(cmd),
+            "decode_snapshot" => vectors::decode_snapshot(cmd),
+            "decode_announcement" => announce::decode_announcement(cmd),
+            "encode_departure" => announce::encode_departure(cmd),
+            // gossip spy
+            "gossip_join" => self.gossip_join(cmd).await,
+            "gossip_messages" => Ok(self.spy()?.drain()),
+            "gossip_broadcast" => self.spy()?.broadcast(cmd).await,
             "" => bail!("missing string field `cmd`"),
             other => bail!("unknown command `{other}`"),
         }
     }
 
-    /// Starts the in-process relay once; later calls return the same URL.
-    async fn ensure_relay(&mut self) -> Result<RelayUrl> {
-        if let Some(relay) = &self.relay {
-            return Ok(relay.url.clone());
+    /// Starts the in-process relay once; later calls return the same one.
+    async fn ensure_relay(&mut self) -> Result<&Relay> {
+        if self.relay.is_none() {
+            self.relay = Some(node::spawn_relay().await?);
         }
-        let relay = spawn_relay().await?;
-        let url = relay.url.clone();
-        self.relay = Some(relay);
-        Ok(url)
+        Ok(self.relay.as_ref().expect("relay just started"))
     }
 
+    /// `start {"network", "relay"?, "tags"?, "secret_key"?, "bootstrap"?}`.
     async fn start(&mut self, cmd: &Value) -> Result<Value> {
         ensure!(self.network.is_none(), "a node is already running");
-        let network_name = wire::str_field(cmd, "network")?;
         let relay_url = match cmd.get("relay").and_then(Value::as_str) {
             Some(url) => url.parse().context("invalid relay url")?,
-            None => self.ensure_relay().await?,
+            None => self.ensure_relay().await?.url.clone(),
         };
-        let tags = wire::str_list(cmd, "tags")?;
-        let secret_key = match cmd.get("secret_key").and_then(Value::as_str) {
-            Some(hex) => Some(
-                hex.to_ascii_lowercase()
-                    .parse::<SecretKey>()
-                    .context("invalid secret_key")?,
-            ),
-            None => None,
+        let options = NodeOptions {
+            network: wire::str_field(cmd, "network")?.to_owned(),
+            relay_url,
+            tags: wire::str_list(cmd, "tags")?,
+            secret_key: optional_secret_key(cmd)?,
+            bootstrap: bootstrap_addrs(cmd)?,
         };
 
-        let builder = node_builder(network_name, relay_url, &tags, secret_key);
         let started = Instant::now();
-        let network = tokio::time::timeout(START_TIMEOUT, builder.build())
+        let network = tokio::time::timeout(START_TIMEOUT, node::node_builder(options).build())
             .await
             .context("timed out waiting for the node to come online")?
             .context("failed to build the mosaik node")?;
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        self.events = Some(EventLog::spawn(network.discovery().events()));
 
         let addr = network.local().addr();
         let answer = json!({
@@ -184,21 +209,10 @@ impl Peer {
         Ok(answer)
     }
 
-    fn info(&self) -> Result<Value> {
-        let network = self.node()?;
-        let catalog = network.discovery().catalog();
-        let signed = catalog.signed_peers().map(|e| wire::entry_json(e, true));
-        let unsigned = catalog.unsigned_peers().map(|e| wire::entry_json(e, false));
-        Ok(json!({
-            "peer_id": network.local().id().to_string(),
-            "catalog": signed.chain(unsigned).collect::<Vec<_>>(),
-        }))
-    }
-
     async fn ping(&self, cmd: &Value) -> Result<Value> {
         let endpoint = self.node()?.local().endpoint();
         let target = wire::target_addr(cmd)?;
-        let entry = tokio::time::timeout(EXCHANGE_TIMEOUT, ping(endpoint, target))
+        let entry = tokio::time::timeout(EXCHANGE_TIMEOUT, node::ping(endpoint, target))
             .await
             .context("ping timed out")??;
         Ok(wire::entry_json(&entry, true))
@@ -214,112 +228,82 @@ impl Peer {
         Ok(json!({}))
     }
 
+    /// `sync_raw {"ticket" | "addr", "hex"}`: one catalog sync from this
+    /// node's endpoint sending exactly `hex` (an unframed `CatalogSnapshot`);
+    /// answers the acceptor's reply as `reply_hex` plus its decoded
+    /// `peer_ids`. Our catalog is not touched.
+    async fn sync_raw(&self, cmd: &Value) -> Result<Value> {
+        let endpoint = self.node()?.local().endpoint();
+        let target = wire::target_addr(cmd)?;
+        let snapshot = wire::hex_field(cmd, "hex")?;
+        let reply = tokio::time::timeout(
+            EXCHANGE_TIMEOUT,
+            node::sync_raw(endpoint, target, &snapshot),
+        )
+        .await
+        .context("sync timed out")??;
+        let reply_hex = hex::encode(&reply);
+        let mut answer = vectors::decode_snapshot(&json!({ "hex": reply_hex }))?;
+        vectors::extend(&mut answer, json!({ "reply_hex": reply_hex }));
+        Ok(answer)
+    }
+
+    async fn gossip_join(&mut self, cmd: &Value) -> Result<Value> {
+        ensure!(self.spy.is_none(), "the gossip spy already joined");
+        let (spy, answer) = Spy::join(cmd).await?;
+        self.spy = Some(spy);
+        Ok(answer)
+    }
+
     fn node(&self) -> Result<&Network> {
         self.network
             .as_ref()
             .context("no node running; send `start` first")
     }
 
-    /// Closes the node's endpoint and the relay gracefully (bounded in time).
+    fn spy(&self) -> Result<&Spy> {
+        self.spy
+            .as_ref()
+            .context("no gossip spy; send `gossip_join` first")
+    }
+
+    /// Closes the spy, the node's endpoint and the relay gracefully (bounded
+    /// in time).
     async fn close(&mut self) {
+        if let Some(spy) = self.spy.take() {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, spy.close()).await;
+        }
         if let Some(network) = self.network.take() {
             let endpoint = network.local().endpoint().clone();
             drop(network); // cancels mosaik's background tasks
+            tokio::time::sleep(DEPARTURE_GRACE).await;
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, endpoint.close()).await;
         }
+        self.events = None;
         if let Some(relay) = self.relay.take() {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, relay.server.shutdown()).await;
         }
     }
 }
 
-/// Spawns a plain-HTTP iroh relay (no TLS, no QUIC address discovery) on
-/// an ephemeral loopback port.
-async fn spawn_relay() -> Result<Relay> {
-    let config: ServerConfig<(), ()> = ServerConfig {
-        relay: Some(RelayServerConfig {
-            http_bind_addr: (Ipv4Addr::LOCALHOST, 0).into(),
-            tls: None,
-            limits: Default::default(),
-            key_cache_capacity: Some(1024),
-            access: AccessConfig::Everyone,
-        }),
-        quic: None,
-        ..Default::default() // no metrics address
-    };
-    let server = RelayServer::spawn(config)
-        .await
-        .context("failed to spawn relay")?;
-    let addr = server.http_addr().context("relay has no HTTP address")?;
-    let url = format!("http://{addr}/")
-        .parse()
-        .context("invalid relay url")?;
-    Ok(Relay { server, url })
-}
-
-/// A mosaik node builder restricted to loopback, a single custom relay
-/// without QUIC address discovery, no mDNS and no DHT auto-bootstrap.
-fn node_builder(
-    network: &str,
-    relay_url: RelayUrl,
-    tags: &[String],
-    secret_key: Option<SecretKey>,
-) -> mosaik::network::NetworkBuilder {
-    let relay = iroh::RelayConfig {
-        url: relay_url,
-        quic: None,
-    };
-    let loopback: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
-    let discovery = discovery::Config::builder().no_auto_bootstrap().with_tags(
-        tags.iter()
-            .map(|t| Tag::from(t.as_str()))
-            .collect::<Vec<_>>(),
-    );
-
-    let builder = Network::builder(network)
-        .with_relay_mode(RelayMode::Custom(relay.into()))
-        .with_addresses(BTreeSet::from([loopback]))
-        .with_mdns_discovery(false)
-        .with_discovery(discovery);
-    match secret_key {
-        Some(key) => builder.with_secret_key(key),
-        None => builder,
+/// The optional `secret_key` of `start` (hex, or iroh's base32 form).
+fn optional_secret_key(cmd: &Value) -> Result<Option<iroh::SecretKey>> {
+    match cmd.get("secret_key").and_then(Value::as_str) {
+        Some(key) => Ok(Some(
+            key.to_ascii_lowercase()
+                .parse()
+                .context("invalid secret_key")?,
+        )),
+        None => Ok(None),
     }
 }
 
-/// Runs mosaik's discovery ping exchange as the dialing side: a framed
-/// (4-byte big-endian length prefix) postcard `()` request, answered by the
-/// remote's freshly signed peer entry; then a `Success` close.
-/// `LocalNode::ping` is `pub(crate)` in mosaik 0.3.13, hence this copy.
-async fn ping(endpoint: &Endpoint, target: EndpointAddr) -> Result<SignedPeerEntry> {
-    let connection = endpoint
-        .connect(target, PING_ALPN)
-        .await
-        .context("connect failed")?;
-    let (mut send, mut recv) = connection.open_bi().await.context("open_bi failed")?;
-
-    let request = ().encode()?;
-    send.write_all(&(request.len() as u32).to_be_bytes())
-        .await?;
-    send.write_all(&request).await?;
-
-    let mut len = [0u8; 4];
-    recv.read_exact(&mut len)
-        .await
-        .context("no ping response")?;
-    let len = u32::from_be_bytes(len) as usize;
-    ensure!(
-        len <= MAX_FRAME,
-        "ping response frame of {len} bytes is too large"
-    );
-    let mut frame = vec![0u8; len];
-    recv.read_exact(&mut frame)
-        .await
-        .context("truncated ping response")?;
-    let entry = SignedPeerEntry::decode(&frame).context("invalid signed peer entry")?;
-
-    connection.close(VarInt::from_u32(CLOSE_SUCCESS), b"Success");
-    Ok(entry)
+/// The optional `bootstrap` list of `start`: `EndpointTicket` strings.
+fn bootstrap_addrs(cmd: &Value) -> Result<Vec<iroh::EndpointAddr>> {
+    wire::str_list(cmd, "bootstrap")?
+        .iter()
+        .map(|ticket| wire::target_addr(&json!({ "ticket": ticket })))
+        .collect()
 }
 
 /// Identifier derivations computed by mosaik itself, for cross-checking.
@@ -335,9 +319,7 @@ fn echo_vectors() -> Value {
 /// `{"ok": true, ...fields}`.
 fn success(fields: Value) -> Value {
     let mut answer = json!({ "ok": true });
-    if let (Some(out), Value::Object(fields)) = (answer.as_object_mut(), fields) {
-        out.extend(fields);
-    }
+    vectors::extend(&mut answer, fields);
     answer
 }
 

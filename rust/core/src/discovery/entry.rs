@@ -12,6 +12,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use bytes::Bytes;
 use iroh::{EndpointAddr, EndpointId, SecretKey, Signature};
 use serde::{Deserialize, Serialize};
 
@@ -109,10 +110,7 @@ impl PeerEntry {
         }
         let digest = self.digest()?;
         let signature = key.sign(digest.as_bytes());
-        Ok(SignedPeerEntry {
-            entry: self,
-            signature,
-        })
+        Ok(SignedPeerEntry::signed(self, signature)?)
     }
 }
 
@@ -122,17 +120,30 @@ pub enum EntryError {
     WrongKey,
     #[error("the signature does not verify against the entry's peer id")]
     BadSignature,
+    /// A well-formed entry with a bad signature, followed by `rest_len` bytes.
+    #[error("the signature does not verify against the entry's peer id")]
+    BadSignatureIn { rest_len: usize },
     #[error("entry encoding: {0}")]
     Encoding(#[from] EncodingError),
 }
 
 /// A `PeerEntry` with a valid signature by its own peer. It can only be
-/// made by signing or by decoding with verification.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// made by signing or by decoding with verification. It keeps the exact
+/// bytes it was made from, so forwarding it never re-encodes.
+#[derive(Clone, Debug)]
 pub struct SignedPeerEntry {
     entry: PeerEntry,
     signature: Signature,
+    wire: Bytes,
 }
+
+impl PartialEq for SignedPeerEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.entry == other.entry && self.signature == other.signature
+    }
+}
+
+impl Eq for SignedPeerEntry {}
 
 impl SignedPeerEntry {
     pub fn entry(&self) -> &PeerEntry {
@@ -143,25 +154,54 @@ impl SignedPeerEntry {
         &self.signature
     }
 
-    /// Decodes `entry ‖ signature` and verifies it, as mosaik does on
-    /// every receive path.
-    pub fn decode(bytes: &[u8]) -> Result<Self, EntryError> {
-        let (entry, signature): (PeerEntry, Signature) = encoding::decode(bytes)?;
-        Self::verify(entry, signature)
+    /// `postcard(entry) ‖ signature`, exactly as received or signed.
+    pub fn wire(&self) -> &Bytes {
+        &self.wire
     }
 
-    fn verify(entry: PeerEntry, signature: Signature) -> Result<Self, EntryError> {
+    /// Decodes `entry ‖ signature` and verifies it, as mosaik does on
+    /// every receive path. Trailing bytes are ignored, as postcard does.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EntryError> {
+        Self::take_from(bytes).map(|(entry, _)| entry)
+    }
+
+    /// Decodes one signed entry from the front of `bytes`, verifies it, and
+    /// returns the rest. A structurally valid entry whose signature fails
+    /// is reported as `BadSignature` together with the rest, so a reader of
+    /// a list can skip just that entry.
+    pub fn take_from(bytes: &[u8]) -> Result<(Self, &[u8]), EntryError> {
+        let ((entry, signature), rest): ((PeerEntry, Signature), &[u8]) =
+            postcard::take_from_bytes(bytes)?;
+        let wire = Bytes::copy_from_slice(&bytes[..bytes.len() - rest.len()]);
         let digest = entry.digest()?;
         entry
             .address
             .id
             .verify(digest.as_bytes(), &signature)
-            .map_err(|_| EntryError::BadSignature)?;
-        Ok(Self { entry, signature })
+            .map_err(|_| EntryError::BadSignatureIn {
+                rest_len: rest.len(),
+            })?;
+        Ok((
+            Self {
+                entry,
+                signature,
+                wire,
+            },
+            rest,
+        ))
     }
 
-    pub fn encode(&self) -> Result<bytes::Bytes, EncodingError> {
-        encoding::encode(&(&self.entry, &self.signature))
+    fn signed(entry: PeerEntry, signature: Signature) -> Result<Self, EncodingError> {
+        let wire = encoding::encode(&(&entry, &signature))?;
+        Ok(Self {
+            entry,
+            signature,
+            wire,
+        })
+    }
+
+    pub fn encode(&self) -> Bytes {
+        self.wire.clone()
     }
 }
 
@@ -174,7 +214,13 @@ impl Serialize for SignedPeerEntry {
 impl<'de> Deserialize<'de> for SignedPeerEntry {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let (entry, signature) = <(PeerEntry, Signature)>::deserialize(deserializer)?;
-        Self::verify(entry, signature).map_err(serde::de::Error::custom)
+        let digest = entry.digest().map_err(serde::de::Error::custom)?;
+        entry
+            .address
+            .id
+            .verify(digest.as_bytes(), &signature)
+            .map_err(|_| serde::de::Error::custom(EntryError::BadSignature))?;
+        Self::signed(entry, signature).map_err(serde::de::Error::custom)
     }
 }
 
@@ -228,15 +274,16 @@ mod tests {
             sig.starts_with("3313bdcd") && sig.ends_with("39ec09"),
             "{sig}"
         );
-        let bytes = signed.encode().unwrap();
+        let bytes = signed.encode();
         assert_eq!(bytes.len(), 160);
+        assert_eq!(encoding::encode(&signed).unwrap(), bytes);
         assert_eq!(SignedPeerEntry::decode(&bytes).unwrap(), signed);
     }
 
     #[test]
     fn a_tampered_entry_is_rejected() {
         let (key, entry) = worked_example();
-        let mut bytes = entry.sign(&key).unwrap().encode().unwrap().to_vec();
+        let mut bytes = entry.sign(&key).unwrap().encode().to_vec();
         bytes[45] ^= 0x02; // updated_at
         assert!(SignedPeerEntry::decode(&bytes).is_err());
     }

@@ -1,18 +1,20 @@
-//! `LocalPeer`: this node's own identity and its current entry.
+//! `LocalPeer`: this node's own identity and its current signed entry.
 //!
-//! Every signed entry this node hands out (ping replies now, announces and
-//! catalog syncs later) is made here, so versions only ever grow.
+//! Every signed entry this node hands out (gossip, catalog sync, ping
+//! replies) is made here, so versions only ever grow and every change is
+//! signed exactly once.
 
 use std::sync::Mutex;
 
 use iroh::{EndpointAddr, SecretKey};
 
-use super::entry::{EntryError, PeerEntry, SignedPeerEntry};
+use super::entry::{EntryError, PeerEntry, PeerEntryVersion, SignedPeerEntry};
 use crate::primitives::Digest;
 
 pub struct LocalPeer {
     key: SecretKey,
-    entry: Mutex<PeerEntry>,
+    network: Digest,
+    signed: Mutex<SignedPeerEntry>,
 }
 
 impl LocalPeer {
@@ -21,30 +23,56 @@ impl LocalPeer {
         network: Digest,
         address: EndpointAddr,
         tags: impl IntoIterator<Item = Digest>,
-    ) -> Self {
+    ) -> Result<Self, EntryError> {
         let mut entry = PeerEntry::new(network, address);
         entry.tags.extend(tags);
-        Self {
+        let signed = entry.sign(&key)?;
+        Ok(Self {
             key,
-            entry: Mutex::new(entry),
-        }
+            network,
+            signed: Mutex::new(signed),
+        })
+    }
+
+    pub fn key(&self) -> &SecretKey {
+        &self.key
     }
 
     pub fn network(&self) -> Digest {
-        self.entry.lock().expect("entry lock").network
+        self.network
     }
 
-    /// A copy of the current, unsigned entry.
-    pub fn entry(&self) -> PeerEntry {
-        self.entry.lock().expect("entry lock").clone()
+    /// The current signed entry, as last published.
+    pub fn current(&self) -> SignedPeerEntry {
+        self.signed.lock().expect("local entry").clone()
     }
 
-    /// Bumps the version, refreshes the address and signs. mosaik does not
-    /// store a ping's bump; we do, so a later update can never tie with it.
-    pub fn signed_fresh(&self, address: EndpointAddr) -> Result<SignedPeerEntry, EntryError> {
-        let mut entry = self.entry.lock().expect("entry lock");
+    pub fn version(&self) -> PeerEntryVersion {
+        self.signed.lock().expect("local entry").entry().version
+    }
+
+    /// Applies `change`, bumps the version and re-signs. Returns the new
+    /// entry, or `None` when `change` reports that nothing changed.
+    pub fn update(&self, change: impl FnOnce(&mut PeerEntry) -> bool) -> Option<SignedPeerEntry> {
+        let mut signed = self.signed.lock().expect("local entry");
+        let mut entry = signed.entry().clone();
+        if !change(&mut entry) {
+            return None;
+        }
         entry.version = entry.version.increment();
-        entry.address = address;
-        entry.clone().sign(&self.key)
+        let next = entry
+            .sign(&self.key)
+            .expect("our own key signs our own entry");
+        *signed = next.clone();
+        Some(next)
+    }
+
+    /// A freshly bumped entry with `address` (ping replies, periodic announces).
+    pub fn refreshed(&self, address: EndpointAddr) -> SignedPeerEntry {
+        self.update(|entry| {
+            entry.address = address;
+            true
+        })
+        .expect("refresh always changes the version")
     }
 }

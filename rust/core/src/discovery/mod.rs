@@ -1,10 +1,22 @@
 //! Discovery: how nodes of one network learn about each other.
 //!
-//! So far this holds the signed [`entry::PeerEntry`] every node publishes
-//! and the [`ping`] protocol, which returns a peer's freshly signed entry.
+//! Each node publishes a signed [`entry::PeerEntry`]. Entries spread by
+//! gossip ([`announce`], run by the [`worker`]) and by full catalog
+//! exchanges ([`sync`]); [`service::Discovery`] applies the [`catalog`]'s
+//! rules to everything that arrives. [`ping`] asks one peer for its entry.
 
+pub mod announce;
+pub mod catalog;
+pub mod config;
 pub mod entry;
+pub mod event;
 pub mod local;
 pub mod ping;
+pub mod service;
+pub mod sync;
+pub mod worker;
 
+pub use config::DiscoveryConfig;
 pub use entry::{PeerEntry, PeerEntryVersion, SignedPeerEntry};
+pub use event::Event;
+pub use service::Discovery;

@@ -66,10 +66,7 @@ impl PingService {
     async fn serve(&self, connection: Connection) -> Result<(), LinkError> {
         let mut link = Link::<Ping>::accept(connection).await?;
         let () = link.recv().await?;
-        let reply = self
-            .local
-            .signed_fresh(self.endpoint.addr())
-            .map_err(|e| LinkError::Connect(e.to_string()))?;
+        let reply = self.local.refreshed(self.endpoint.addr());
         link.send(&reply).await?;
         // The initiator ends the exchange; its close is the normal outcome.
         match link.closed().await {

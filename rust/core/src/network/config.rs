@@ -15,7 +15,7 @@ use iroh::{
     endpoint::{PortmapperConfig, presets},
 };
 
-use crate::primitives::Digest;
+use crate::{discovery::DiscoveryConfig, primitives::Digest};
 
 /// Which relays the endpoint uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +36,7 @@ pub struct NodeConfig {
     pub relay: RelayChoice,
     pub bind: Option<SocketAddr>,
     pub local: bool,
+    pub discovery: DiscoveryConfig,
 }
 
 impl NodeConfig {
@@ -48,6 +49,7 @@ impl NodeConfig {
             relay: RelayChoice::Default,
             bind: None,
             local: false,
+            discovery: DiscoveryConfig::default(),
         }
     }
 

@@ -17,16 +17,17 @@ use iroh::{
     Endpoint, EndpointAddr, EndpointId, SecretKey, address_lookup::memory::MemoryLookup,
     endpoint_info::EndpointInfo, protocol::Router,
 };
+use iroh_gossip::net::Gossip;
 use tracing::{debug, info};
 
 use super::{
     address::format_address,
     config::{ConfigError, NodeConfig},
     link::LinkError,
-    protocol::{Ping, Protocol},
+    protocol::{ANNOUNCE_ALPN, CatalogSync, Ping, Protocol},
 };
 use crate::{
-    discovery::{SignedPeerEntry, local::LocalPeer, ping},
+    discovery::{Discovery, SignedPeerEntry, local::LocalPeer, ping, sync::SyncService, worker},
     primitives::Digest,
 };
 
@@ -50,7 +51,7 @@ pub struct Node {
 struct Inner {
     endpoint: Endpoint,
     router: Router,
-    local: Arc<LocalPeer>,
+    discovery: Discovery,
     lookup: MemoryLookup,
     bootstrap: Vec<EndpointAddr>,
     closed: AtomicBool,
@@ -69,24 +70,42 @@ impl Node {
         for peer in &config.bootstrap {
             lookup.add_endpoint_info(EndpointInfo::from(peer.clone()));
         }
-        let local = Arc::new(LocalPeer::new(
-            key,
-            config.network,
-            endpoint.addr(),
-            config.tags.iter().copied(),
-        ));
-        let router = Router::builder(endpoint.clone())
-            .accept(
-                Ping::ALPN,
-                ping::PingService::new(local.clone(), endpoint.clone()),
+        let local = Arc::new(
+            LocalPeer::new(
+                key,
+                config.network,
+                endpoint.addr(),
+                config.tags.iter().copied(),
             )
+            .expect("the endpoint's key signs its own entry"),
+        );
+        let discovery = Discovery::new(
+            endpoint.clone(),
+            local.clone(),
+            lookup.clone(),
+            config.discovery.clone(),
+        );
+        let gossip = Gossip::builder()
+            .alpn(ANNOUNCE_ALPN)
+            .max_message_size(config.discovery.max_gossip_message)
+            .spawn(endpoint.clone());
+        let router = Router::builder(endpoint.clone())
+            .accept(ANNOUNCE_ALPN, gossip.clone())
+            .accept(CatalogSync::ALPN, SyncService::new(discovery.clone()))
+            .accept(Ping::ALPN, ping::PingService::new(local, endpoint.clone()))
             .spawn();
+        let tasks = discovery.tasks().clone();
+        tasks.spawn(worker::run(
+            discovery.clone(),
+            gossip,
+            config.bootstrap.clone(),
+        ));
         info!(peer = %endpoint.id().fmt_short(), network = ?config.network, local = config.local, "node started");
         Ok(Self {
             inner: Arc::new(Inner {
                 endpoint,
                 router,
-                local,
+                discovery,
                 lookup,
                 bootstrap: config.bootstrap,
                 closed: AtomicBool::new(false),
@@ -99,7 +118,11 @@ impl Node {
     }
 
     pub fn network_id(&self) -> Digest {
-        self.inner.local.network()
+        self.inner.discovery.network()
+    }
+
+    pub fn discovery(&self) -> &Discovery {
+        &self.inner.discovery
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -118,10 +141,6 @@ impl Node {
 
     pub fn bootstrap(&self) -> &[EndpointAddr] {
         &self.inner.bootstrap
-    }
-
-    pub fn local_peer(&self) -> &Arc<LocalPeer> {
-        &self.inner.local
     }
 
     /// Remembers how to reach a peer, so later dials by id work.
@@ -152,6 +171,8 @@ impl Node {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Say goodbye first, while the endpoint can still carry it.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.inner.discovery.shutdown()).await;
         if tokio::time::timeout(CLOSE_TIMEOUT, self.inner.router.shutdown())
             .await
             .is_err()

@@ -1,0 +1,280 @@
+//! `Catalog`: the signed entries this node currently believes in.
+//!
+//! Entries are keyed by peer id. An entry is accepted only if it belongs to
+//! our network, is neither stale (older than `purge_after`) nor dated in the
+//! future beyond `max_time_drift`, and is strictly newer than what we hold.
+//! Our own entry is never stored here; it lives in `LocalPeer`.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use iroh::EndpointId;
+
+use super::entry::{PeerEntryVersion, SignedPeerEntry};
+use crate::primitives::Digest;
+
+/// Why an entry was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rejection {
+    OwnEntry,
+    OtherNetwork,
+    Stale,
+    FromTheFuture,
+    NotNewer,
+}
+
+impl Rejection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rejection::OwnEntry => "own_entry",
+            Rejection::OtherNetwork => "other_network",
+            Rejection::Stale => "stale",
+            Rejection::FromTheFuture => "future_dated",
+            Rejection::NotNewer => "not_newer",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Upsert {
+    New,
+    Updated,
+    Rejected(Rejection),
+}
+
+pub struct Catalog {
+    local_id: EndpointId,
+    network: Digest,
+    purge_after_ms: i64,
+    max_drift_ms: i64,
+    signed: BTreeMap<EndpointId, SignedPeerEntry>,
+}
+
+impl Catalog {
+    pub fn new(
+        local_id: EndpointId,
+        network: Digest,
+        purge_after: Duration,
+        max_drift: Duration,
+    ) -> Self {
+        Self {
+            local_id,
+            network,
+            purge_after_ms: purge_after.as_millis() as i64,
+            max_drift_ms: max_drift.as_millis() as i64,
+            signed: BTreeMap::new(),
+        }
+    }
+
+    /// Checks an entry against the catalog's rules without storing it.
+    pub fn check(&self, entry: &SignedPeerEntry, now_ms: i64) -> Result<(), Rejection> {
+        let e = entry.entry();
+        if e.id() == self.local_id {
+            return Err(Rejection::OwnEntry);
+        }
+        if e.network != self.network {
+            return Err(Rejection::OtherNetwork);
+        }
+        let updated = e.version.updated_at_ms();
+        if updated < now_ms - self.purge_after_ms {
+            return Err(Rejection::Stale);
+        }
+        if updated > now_ms + self.max_drift_ms {
+            return Err(Rejection::FromTheFuture);
+        }
+        Ok(())
+    }
+
+    /// Stores `entry` if it passes the rules and is strictly newer.
+    pub fn upsert(&mut self, entry: SignedPeerEntry, now_ms: i64) -> Upsert {
+        if let Err(rejection) = self.check(&entry, now_ms) {
+            return Upsert::Rejected(rejection);
+        }
+        let id = entry.entry().id();
+        match self.signed.get(&id) {
+            Some(held)
+                if !self.is_stale(held, now_ms)
+                    && entry.entry().version <= held.entry().version =>
+            {
+                Upsert::Rejected(Rejection::NotNewer)
+            }
+            Some(held) => {
+                let was_stale = self.is_stale(held, now_ms);
+                self.signed.insert(id, entry);
+                if was_stale {
+                    Upsert::New
+                } else {
+                    Upsert::Updated
+                }
+            }
+            None => {
+                self.signed.insert(id, entry);
+                Upsert::New
+            }
+        }
+    }
+
+    /// Removes `id` if `last_version` is at least what we hold (a departure).
+    pub fn depart(
+        &mut self,
+        id: &EndpointId,
+        last_version: PeerEntryVersion,
+    ) -> Option<SignedPeerEntry> {
+        match self.signed.get(id) {
+            Some(held) if last_version >= held.entry().version => self.signed.remove(id),
+            _ => None,
+        }
+    }
+
+    /// Removes every stale entry and returns them.
+    pub fn purge_stale(&mut self, now_ms: i64) -> Vec<SignedPeerEntry> {
+        let stale: Vec<EndpointId> = self
+            .signed
+            .iter()
+            .filter(|(_, e)| self.is_stale(e, now_ms))
+            .map(|(id, _)| *id)
+            .collect();
+        stale
+            .iter()
+            .filter_map(|id| self.signed.remove(id))
+            .collect()
+    }
+
+    /// When the next entry goes stale, in Unix milliseconds.
+    pub fn next_expiry_ms(&self) -> Option<i64> {
+        self.signed
+            .values()
+            .map(|e| e.entry().version.updated_at_ms() + self.purge_after_ms)
+            .min()
+    }
+
+    fn is_stale(&self, entry: &SignedPeerEntry, now_ms: i64) -> bool {
+        entry.entry().version.updated_at_ms() < now_ms - self.purge_after_ms
+    }
+
+    /// Current (non-stale) peers, in peer-id order.
+    pub fn peers(&self, now_ms: i64) -> impl Iterator<Item = &SignedPeerEntry> {
+        self.signed
+            .values()
+            .filter(move |e| !self.is_stale(e, now_ms))
+    }
+
+    pub fn get(&self, id: &EndpointId, now_ms: i64) -> Option<&SignedPeerEntry> {
+        self.signed.get(id).filter(|e| !self.is_stale(e, now_ms))
+    }
+
+    pub fn len(&self, now_ms: i64) -> usize {
+        self.peers(now_ms).count()
+    }
+
+    pub fn is_empty(&self, now_ms: i64) -> bool {
+        self.len(now_ms) == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use iroh::{EndpointAddr, SecretKey};
+
+    use super::*;
+    use crate::discovery::entry::PeerEntry;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn signed(key: &SecretKey, network: &str, version: (i64, i64)) -> SignedPeerEntry {
+        let mut entry = PeerEntry::new(Digest::from_name(network), EndpointAddr::new(key.public()));
+        entry.version = PeerEntryVersion(version.0, version.1);
+        entry.sign(key).unwrap()
+    }
+
+    fn catalog() -> (SecretKey, Catalog) {
+        let me = SecretKey::from_bytes(&[1; 32]);
+        let cat = Catalog::new(
+            me.public(),
+            Digest::from_name("demo"),
+            Duration::from_secs(300),
+            Duration::from_secs(50),
+        );
+        (me, cat)
+    }
+
+    #[test]
+    fn new_then_newer_then_older() {
+        let (_, mut cat) = catalog();
+        let peer = SecretKey::from_bytes(&[2; 32]);
+        assert_eq!(
+            cat.upsert(signed(&peer, "demo", (NOW, NOW)), NOW),
+            Upsert::New
+        );
+        assert_eq!(
+            cat.upsert(signed(&peer, "demo", (NOW, NOW + 1)), NOW),
+            Upsert::Updated
+        );
+        assert_eq!(
+            cat.upsert(signed(&peer, "demo", (NOW, NOW + 1)), NOW),
+            Upsert::Rejected(Rejection::NotNewer)
+        );
+        assert_eq!(
+            cat.upsert(signed(&peer, "demo", (NOW, NOW)), NOW),
+            Upsert::Rejected(Rejection::NotNewer)
+        );
+        // A restart (newer started_at) supersedes even with an older updated_at.
+        assert_eq!(
+            cat.upsert(signed(&peer, "demo", (NOW + 5, NOW - 10)), NOW),
+            Upsert::Updated
+        );
+        assert_eq!(cat.len(NOW), 1);
+    }
+
+    #[test]
+    fn rejects_own_foreign_stale_and_future_entries() {
+        let (me, mut cat) = catalog();
+        let peer = SecretKey::from_bytes(&[2; 32]);
+        assert_eq!(
+            cat.upsert(signed(&me, "demo", (NOW, NOW)), NOW),
+            Upsert::Rejected(Rejection::OwnEntry)
+        );
+        assert_eq!(
+            cat.upsert(signed(&peer, "other", (NOW, NOW)), NOW),
+            Upsert::Rejected(Rejection::OtherNetwork)
+        );
+        let old = NOW - 301_000;
+        assert_eq!(
+            cat.upsert(signed(&peer, "demo", (old, old)), NOW),
+            Upsert::Rejected(Rejection::Stale)
+        );
+        let future = NOW + 51_000;
+        assert_eq!(
+            cat.upsert(signed(&peer, "demo", (future, future)), NOW),
+            Upsert::Rejected(Rejection::FromTheFuture)
+        );
+        assert!(cat.is_empty(NOW));
+    }
+
+    #[test]
+    fn stale_entries_are_hidden_then_purged() {
+        let (_, mut cat) = catalog();
+        let peer = SecretKey::from_bytes(&[2; 32]);
+        cat.upsert(signed(&peer, "demo", (NOW, NOW)), NOW);
+        assert_eq!(cat.next_expiry_ms(), Some(NOW + 300_000));
+        let later = NOW + 300_001;
+        assert!(cat.get(&peer.public(), later).is_none());
+        assert_eq!(cat.purge_stale(later).len(), 1);
+        assert_eq!(cat.next_expiry_ms(), None);
+    }
+
+    #[test]
+    fn departure_needs_a_version_at_least_as_new() {
+        let (_, mut cat) = catalog();
+        let peer = SecretKey::from_bytes(&[2; 32]);
+        cat.upsert(signed(&peer, "demo", (NOW, NOW + 5)), NOW);
+        assert!(
+            cat.depart(&peer.public(), PeerEntryVersion(NOW, NOW + 4))
+                .is_none()
+        );
+        assert!(
+            cat.depart(&peer.public(), PeerEntryVersion(NOW, NOW + 5))
+                .is_some()
+        );
+        assert!(cat.is_empty(NOW));
+    }
+}

@@ -1,0 +1,441 @@
+//! `Discovery`: the catalog, its rules, and everything that feeds it.
+//!
+//! Entries arrive from three paths (gossip, catalog sync, and in future
+//! direct feeds); all of them go through [`Discovery::ingest`], which
+//! applies the catalog's rules, remembers the peer's address so iroh can
+//! dial it by id, emits events, and starts a catalog sync with peers seen
+//! for the first time. Rejections are counted by reason and logged.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use iroh::{
+    Endpoint, EndpointAddr, EndpointId, address_lookup::memory::MemoryLookup,
+    endpoint_info::EndpointInfo,
+};
+use iroh_gossip::api::GossipSender;
+use tokio::sync::{Semaphore, broadcast, watch};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{debug, info, warn};
+
+use super::{
+    announce::{Announcement, GracefulDeparture},
+    catalog::{Catalog, Rejection, Upsert},
+    config::DiscoveryConfig,
+    entry::{SignedPeerEntry, now_ms},
+    event::Event,
+    local::LocalPeer,
+    sync,
+};
+use crate::primitives::Digest;
+
+/// Where an entry came from: gossip entries must also be fresh (±drift).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Gossip,
+    Sync,
+}
+
+#[derive(Clone)]
+pub struct Discovery {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: Endpoint,
+    local: Arc<LocalPeer>,
+    lookup: MemoryLookup,
+    config: DiscoveryConfig,
+    catalog: Mutex<Catalog>,
+    events: broadcast::Sender<Event>,
+    peer_count: watch::Sender<usize>,
+    rejections: Mutex<BTreeMap<&'static str, u64>>,
+    /// Peers we have synced with (or are syncing with) since they last left.
+    seen: Mutex<HashSet<EndpointId>>,
+    sync_permits: Semaphore,
+    gossip: Mutex<Option<GossipSender>>,
+    neighbors: AtomicUsize,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Discovery {
+    pub fn new(
+        endpoint: Endpoint,
+        local: Arc<LocalPeer>,
+        lookup: MemoryLookup,
+        config: DiscoveryConfig,
+    ) -> Self {
+        let catalog = Catalog::new(
+            endpoint.id(),
+            local.network(),
+            config.purge_after,
+            config.max_time_drift,
+        );
+        let (events, _) = broadcast::channel(config.events_backlog.max(1));
+        let (peer_count, _) = watch::channel(0);
+        Self {
+            inner: Arc::new(Inner {
+                sync_permits: Semaphore::new(config.max_concurrent_syncs.max(1)),
+                endpoint,
+                local,
+                lookup,
+                config,
+                catalog: Mutex::new(catalog),
+                events,
+                peer_count,
+                rejections: Mutex::new(BTreeMap::new()),
+                seen: Mutex::new(HashSet::new()),
+                gossip: Mutex::new(None),
+                neighbors: AtomicUsize::new(0),
+                cancel: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    pub fn local(&self) -> &Arc<LocalPeer> {
+        &self.inner.local
+    }
+
+    pub fn config(&self) -> &DiscoveryConfig {
+        &self.inner.config
+    }
+
+    pub fn network(&self) -> Digest {
+        self.inner.local.network()
+    }
+
+    pub(crate) fn cancel_token(&self) -> &CancellationToken {
+        &self.inner.cancel
+    }
+
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+
+    // ---- the catalog, as users see it ---------------------------------------------
+
+    /// Current peers (this node excluded), in peer-id order.
+    pub fn peers(&self) -> Vec<SignedPeerEntry> {
+        let now = now_ms();
+        self.inner
+            .catalog
+            .lock()
+            .expect("catalog")
+            .peers(now)
+            .cloned()
+            .collect()
+    }
+
+    pub fn get(&self, id: &EndpointId) -> Option<SignedPeerEntry> {
+        self.inner
+            .catalog
+            .lock()
+            .expect("catalog")
+            .get(id, now_ms())
+            .cloned()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Resolves once at least `n` peers are known.
+    pub async fn wait_for_peers(&self, n: usize) {
+        let mut count = self.inner.peer_count.subscribe();
+        let _ = count.wait_for(|c| *c >= n).await;
+    }
+
+    /// Rejected entries and messages, by reason.
+    pub fn rejections(&self) -> BTreeMap<&'static str, u64> {
+        self.inner.rejections.lock().expect("rejections").clone()
+    }
+
+    pub fn neighbors(&self) -> usize {
+        self.inner.neighbors.load(Ordering::Relaxed)
+    }
+
+    // ---- intake ---------------------------------------------------------------------
+
+    pub(crate) fn reject(
+        &self,
+        reason: &'static str,
+        from: Option<EndpointId>,
+        detail: &dyn std::fmt::Display,
+    ) {
+        *self
+            .inner
+            .rejections
+            .lock()
+            .expect("rejections")
+            .entry(reason)
+            .or_default() += 1;
+        match from {
+            Some(peer) => {
+                warn!(peer = %peer.fmt_short(), reason, "discovery rejected input: {detail}")
+            }
+            None => warn!(reason, "discovery rejected input: {detail}"),
+        }
+    }
+
+    /// Applies the catalog's rules to `entry` and, if it is taken, makes it
+    /// known everywhere it matters.
+    pub fn ingest(
+        &self,
+        entry: SignedPeerEntry,
+        source: Source,
+        from: Option<EndpointId>,
+    ) -> Upsert {
+        let now = now_ms();
+        if source == Source::Gossip {
+            let drift = self.inner.config.max_time_drift.as_millis() as i64;
+            let updated = entry.entry().version.updated_at_ms();
+            if updated < now - drift {
+                self.reject(
+                    Rejection::Stale.name(),
+                    from,
+                    &"gossiped entry older than the drift bound",
+                );
+                return Upsert::Rejected(Rejection::Stale);
+            }
+        }
+        let outcome = self
+            .inner
+            .catalog
+            .lock()
+            .expect("catalog")
+            .upsert(entry.clone(), now);
+        match outcome {
+            Upsert::New | Upsert::Updated => {
+                self.inner
+                    .lookup
+                    .add_endpoint_info(EndpointInfo::from(entry.entry().address.clone()));
+                self.publish_count();
+                let event = if outcome == Upsert::New {
+                    debug!(peer = %entry.entry().id().fmt_short(), ?source, "peer discovered");
+                    self.observe(&entry.entry().address);
+                    Event::Discovered(entry)
+                } else {
+                    Event::Updated(entry)
+                };
+                let _ = self.inner.events.send(event);
+            }
+            Upsert::Rejected(Rejection::NotNewer | Rejection::OwnEntry) => {}
+            Upsert::Rejected(rejection) => {
+                let id = entry.entry().id();
+                self.reject(
+                    rejection.name(),
+                    from,
+                    &format_args!("entry of {}", id.fmt_short()),
+                );
+            }
+        }
+        outcome
+    }
+
+    /// A peer says goodbye: forget it if the goodbye covers what we hold.
+    pub(crate) fn depart_peer(&self, departure: &GracefulDeparture, from: Option<EndpointId>) {
+        let drift = self.inner.config.max_time_drift.as_millis() as i64;
+        if (now_ms() - departure.timestamp.timestamp_millis()).abs() > drift {
+            self.reject(
+                "stale_departure",
+                from,
+                &"departure outside the drift bound",
+            );
+            return;
+        }
+        let removed = self
+            .inner
+            .catalog
+            .lock()
+            .expect("catalog")
+            .depart(&departure.peer_id, departure.last_version);
+        if let Some(entry) = removed {
+            self.forget(entry);
+        }
+    }
+
+    /// Drops stale entries, announcing each as departed.
+    pub(crate) fn purge(&self) {
+        let gone = self
+            .inner
+            .catalog
+            .lock()
+            .expect("catalog")
+            .purge_stale(now_ms());
+        for entry in gone {
+            info!(peer = %entry.entry().id().fmt_short(), "peer went stale");
+            self.forget(entry);
+        }
+    }
+
+    fn forget(&self, entry: SignedPeerEntry) {
+        self.inner
+            .seen
+            .lock()
+            .expect("seen")
+            .remove(&entry.entry().id());
+        self.publish_count();
+        let _ = self.inner.events.send(Event::Departed(entry));
+    }
+
+    fn publish_count(&self) {
+        let count = self.inner.catalog.lock().expect("catalog").len(now_ms());
+        self.inner.peer_count.send_replace(count);
+    }
+
+    /// First sight of a peer: sync catalogs with it, and reach it by gossip
+    /// if we have no gossip neighbours yet.
+    fn observe(&self, addr: &EndpointAddr) {
+        if !self.inner.seen.lock().expect("seen").insert(addr.id) {
+            return;
+        }
+        if self.neighbors() == 0
+            && let Some(sender) = self.gossip_sender()
+        {
+            let id = addr.id;
+            self.spawn(async move {
+                let _ = sender.join_peers(vec![id]).await;
+            });
+        }
+        let this = self.clone();
+        let addr = addr.clone();
+        self.spawn(async move {
+            let Ok(_permit) = this.inner.sync_permits.acquire().await else {
+                return;
+            };
+            if let Err(e) = sync::initiate(&this, addr.clone()).await {
+                debug!(peer = %addr.id.fmt_short(), error = %e, "catalog sync failed");
+                // Let a later sighting try again.
+                this.inner.seen.lock().expect("seen").remove(&addr.id);
+            }
+        });
+    }
+
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let cancel = self.inner.cancel.clone();
+        self.inner.tasks.spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = task => {}
+            }
+        });
+    }
+
+    // ---- what we say about ourselves --------------------------------------------------
+
+    /// All current signed entries, ours included, as a sync snapshot frame.
+    pub(crate) fn snapshot(&self) -> Bytes {
+        let now = now_ms();
+        let own = self.inner.local.current();
+        let catalog = self.inner.catalog.lock().expect("catalog");
+        let mut entries: Vec<&SignedPeerEntry> = catalog.peers(now).collect();
+        entries.push(&own);
+        entries.sort_by_key(|e| e.entry().id());
+        sync::encode_snapshot(entries.into_iter())
+    }
+
+    pub(crate) fn set_gossip(&self, sender: Option<GossipSender>) {
+        *self.inner.gossip.lock().expect("gossip") = sender;
+    }
+
+    pub(crate) fn gossip_sender(&self) -> Option<GossipSender> {
+        self.inner.gossip.lock().expect("gossip").clone()
+    }
+
+    pub(crate) fn set_neighbors(&self, count: usize) {
+        self.inner.neighbors.store(count, Ordering::Relaxed);
+    }
+
+    /// Gossips our current entry (when we have neighbours to hear it).
+    pub async fn announce(&self) {
+        let Some(sender) = self.gossip_sender() else {
+            return;
+        };
+        let message = Announcement::OwnEntryUpdate(self.inner.local.current());
+        match message.encode() {
+            Ok(bytes) if bytes.len() < self.inner.config.max_gossip_message => {
+                if let Err(e) = sender.broadcast(bytes).await {
+                    debug!(error = %e, "announce failed");
+                }
+            }
+            Ok(bytes) => warn!(
+                size = bytes.len(),
+                "entry too large to gossip; it spreads by catalog sync only"
+            ),
+            Err(e) => warn!(error = %e, "could not encode our entry"),
+        }
+    }
+
+    /// Changes our entry (tags, streams, address) and announces it.
+    pub async fn update_local(
+        &self,
+        change: impl FnOnce(&mut super::entry::PeerEntry) -> bool,
+    ) -> bool {
+        if self.inner.local.update(change).is_none() {
+            return false;
+        }
+        self.announce().await;
+        true
+    }
+
+    pub async fn add_tags(&self, tags: impl IntoIterator<Item = Digest>) -> bool {
+        let tags: Vec<Digest> = tags.into_iter().collect();
+        self.update_local(|e| {
+            tags.iter()
+                .fold(false, |changed, t| e.tags.insert(*t) || changed)
+        })
+        .await
+    }
+
+    pub async fn remove_tags(&self, tags: impl IntoIterator<Item = Digest>) -> bool {
+        let tags: Vec<Digest> = tags.into_iter().collect();
+        self.update_local(|e| {
+            tags.iter()
+                .fold(false, |changed, t| e.tags.remove(t) || changed)
+        })
+        .await
+    }
+
+    /// Full catalog exchange with the peer at `addr`; returns how many
+    /// entries we took.
+    pub async fn sync_with(&self, addr: EndpointAddr) -> Result<usize, sync::SyncError> {
+        self.inner
+            .lookup
+            .add_endpoint_info(EndpointInfo::from(addr.clone()));
+        sync::initiate(self, addr).await
+    }
+
+    /// Says goodbye on gossip (if anyone listens) and stops every task.
+    pub async fn shutdown(&self) {
+        if let Some(sender) = self.gossip_sender()
+            && self.neighbors() > 0
+        {
+            let departure = GracefulDeparture::new(
+                self.inner.local.key(),
+                self.inner.local.version(),
+                chrono::Utc::now(),
+            );
+            if let Ok(bytes) = Announcement::GracefulDeparture(departure).encode()
+                && sender.broadcast(bytes).await.is_ok()
+            {
+                tokio::time::sleep(self.inner.config.graceful_departure_window).await;
+            }
+        }
+        self.inner.cancel.cancel();
+        self.inner.tasks.close();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(1), self.inner.tasks.wait()).await;
+    }
+}

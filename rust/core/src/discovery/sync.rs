@@ -1,0 +1,240 @@
+//! Catalog sync (`/mosaik/discovery/sync/1.0`): a full catalog exchange.
+//!
+//! The initiator sends `CatalogSnapshot` (a varint count, then signed
+//! entries back to back, its own included), the acceptor answers with its
+//! own snapshot, and the initiator closes with `Success` (200). Both sides
+//! merge what they received through `Discovery::ingest`. Every wait is
+//! bounded by `sync_timeout`, and the acceptor answers before merging, so a
+//! slow or silent peer costs one short-lived task and never stalls
+//! discovery. Entries whose signature fails are counted and skipped; a
+//! frame that is not a snapshot at all ends the link with 400.
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use iroh::{
+    EndpointAddr,
+    endpoint::Connection,
+    protocol::{AcceptError, ProtocolHandler},
+};
+use tracing::debug;
+
+use super::{
+    entry::{EntryError, SignedPeerEntry},
+    service::{Discovery, Source},
+};
+use crate::network::{
+    close::CloseReason,
+    link::{Link, LinkError},
+    protocol::CatalogSync,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("catalog sync timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("the peer sent something that is not a catalog snapshot: {0}")]
+    Malformed(EntryError),
+}
+
+/// Encodes entries as a `CatalogSnapshot` payload, from their exact bytes.
+pub fn encode_snapshot<'a>(entries: impl ExactSizeIterator<Item = &'a SignedPeerEntry>) -> Bytes {
+    let mut out = BytesMut::new();
+    let mut count = entries.len() as u64;
+    loop {
+        let byte = (count & 0x7f) as u8;
+        count >>= 7;
+        if count == 0 {
+            out.put_u8(byte);
+            break;
+        }
+        out.put_u8(byte | 0x80);
+    }
+    for entry in entries {
+        out.put_slice(entry.wire());
+    }
+    out.freeze()
+}
+
+/// A decoded snapshot: the verified entries, and how many had bad signatures.
+pub struct Snapshot {
+    pub entries: Vec<SignedPeerEntry>,
+    pub forged: usize,
+}
+
+/// Decodes a `CatalogSnapshot`, verifying each entry on its own.
+pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, EntryError> {
+    let (count, mut rest): (u64, &[u8]) = postcard::take_from_bytes(bytes)?;
+    let mut snapshot = Snapshot {
+        entries: Vec::new(),
+        forged: 0,
+    };
+    for _ in 0..count {
+        match SignedPeerEntry::take_from(rest) {
+            Ok((entry, tail)) => {
+                snapshot.entries.push(entry);
+                rest = tail;
+            }
+            Err(EntryError::BadSignatureIn { rest_len }) => {
+                snapshot.forged += 1;
+                rest = &rest[rest.len() - rest_len..];
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(snapshot)
+}
+
+fn merge(discovery: &Discovery, snapshot: Snapshot, from: iroh::EndpointId) -> usize {
+    if snapshot.forged > 0 {
+        for _ in 0..snapshot.forged {
+            discovery.reject(
+                "forged_signature",
+                Some(from),
+                &"snapshot entry with a bad signature",
+            );
+        }
+    }
+    snapshot
+        .entries
+        .into_iter()
+        .filter(|entry| {
+            matches!(
+                discovery.ingest(entry.clone(), Source::Sync, Some(from)),
+                super::catalog::Upsert::New | super::catalog::Upsert::Updated
+            )
+        })
+        .count()
+}
+
+async fn receive_snapshot(
+    discovery: &Discovery,
+    link: &mut Link<CatalogSync>,
+) -> Result<Snapshot, SyncError> {
+    let frame = link.recv_raw().await.inspect_err(|e| {
+        if matches!(e, LinkError::FrameTooLarge(_)) {
+            discovery.reject("oversized_frame", Some(link.remote_id()), e);
+        }
+    })?;
+    decode_snapshot(&frame).map_err(|e| {
+        link.close_now(CloseReason::ProtocolViolation);
+        discovery.reject("undecodable", Some(link.remote_id()), &e);
+        SyncError::Malformed(e)
+    })
+}
+
+/// Syncs with the peer at `addr` as the initiator; returns entries taken.
+pub async fn initiate(discovery: &Discovery, addr: EndpointAddr) -> Result<usize, SyncError> {
+    let timeout = discovery.config().sync_timeout;
+    let exchange = async {
+        let mut link = Link::<CatalogSync>::open(discovery.endpoint(), addr).await?;
+        link.send_raw(discovery.snapshot()).await?;
+        let snapshot = receive_snapshot(discovery, &mut link).await?;
+        let from = link.remote_id();
+        link.close(CloseReason::Success, Duration::from_millis(200))
+            .await;
+        Ok::<_, SyncError>(merge(discovery, snapshot, from))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| SyncError::Timeout(timeout))?
+}
+
+/// Serves catalog syncs, each in its own task (iroh's router spawns one per
+/// connection), each bounded by `sync_timeout`.
+#[derive(Clone)]
+pub struct SyncService {
+    discovery: Discovery,
+}
+
+impl SyncService {
+    pub fn new(discovery: Discovery) -> Self {
+        Self { discovery }
+    }
+
+    async fn serve(&self, connection: Connection) -> Result<usize, SyncError> {
+        let mut link = Link::<CatalogSync>::accept(connection).await?;
+        let snapshot = receive_snapshot(&self.discovery, &mut link).await?;
+        link.send_raw(self.discovery.snapshot()).await?;
+        let taken = merge(&self.discovery, snapshot, link.remote_id());
+        match link.closed().await {
+            LinkError::ClosedByPeer(close) if close.known() == Some(CloseReason::Success) => {
+                Ok(taken)
+            }
+            other => Err(other.into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for SyncService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncService")
+    }
+}
+
+impl ProtocolHandler for SyncService {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let remote = connection.remote_id();
+        let timeout = self.discovery.config().sync_timeout;
+        match tokio::time::timeout(timeout, self.serve(connection)).await {
+            Ok(Ok(taken)) => debug!(peer = %remote.fmt_short(), taken, "served catalog sync"),
+            Ok(Err(e)) => {
+                debug!(peer = %remote.fmt_short(), error = %e, "catalog sync not completed")
+            }
+            Err(_) => self
+                .discovery
+                .reject("silent_peer", Some(remote), &"catalog sync timed out"),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use iroh::SecretKey;
+
+    use super::*;
+    use crate::{discovery::entry::PeerEntry, primitives::Digest};
+
+    fn entry(seed: u8) -> SignedPeerEntry {
+        let key = SecretKey::from_bytes(&[seed; 32]);
+        PeerEntry::new(Digest::from_name("demo"), EndpointAddr::new(key.public()))
+            .sign(&key)
+            .unwrap()
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_skips_forged_entries() {
+        let (a, b, c) = (entry(1), entry(2), entry(3));
+        let mut bytes = encode_snapshot([&a, &b, &c].into_iter()).to_vec();
+        assert_eq!(bytes[0], 3);
+        // Corrupt b's signature (the last byte of its wire form).
+        let b_end = 1 + a.wire().len() + b.wire().len();
+        bytes[b_end - 1] ^= 1;
+        let snapshot = decode_snapshot(&bytes).unwrap();
+        assert_eq!(snapshot.entries, vec![a, c]);
+        assert_eq!(snapshot.forged, 1);
+    }
+
+    #[test]
+    fn one_entry_frame_matches_the_spec_framing() {
+        let a = entry(1);
+        let bytes = encode_snapshot([&a].into_iter());
+        assert_eq!(bytes[0], 1);
+        assert_eq!(&bytes[1..], &a.wire()[..]);
+    }
+
+    #[test]
+    fn garbage_is_not_a_snapshot() {
+        assert!(decode_snapshot(&[]).is_err());
+        assert!(decode_snapshot(&[5, 1, 2, 3]).is_err());
+        assert!(
+            decode_snapshot(&[
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ])
+            .is_err()
+        );
+    }
+}
