@@ -47,6 +47,9 @@ pub struct Catalog {
     purge_after_ms: i64,
     max_drift_ms: i64,
     signed: BTreeMap<EndpointId, SignedPeerEntry>,
+    /// Peers that said goodbye, with the version they left at: a late copy
+    /// of an older entry must not bring them back. Kept for `purge_after`.
+    departed: BTreeMap<EndpointId, PeerEntryVersion>,
 }
 
 impl Catalog {
@@ -62,6 +65,7 @@ impl Catalog {
             purge_after_ms: purge_after.as_millis() as i64,
             max_drift_ms: max_drift.as_millis() as i64,
             signed: BTreeMap::new(),
+            departed: BTreeMap::new(),
         }
     }
 
@@ -90,6 +94,12 @@ impl Catalog {
             return Upsert::Rejected(rejection);
         }
         let id = entry.entry().id();
+        if let Some(left_at) = self.departed.get(&id) {
+            if entry.entry().version <= *left_at {
+                return Upsert::Rejected(Rejection::NotNewer);
+            }
+            self.departed.remove(&id);
+        }
         match self.signed.get(&id) {
             Some(held)
                 if !self.is_stale(held, now_ms)
@@ -120,13 +130,19 @@ impl Catalog {
         last_version: PeerEntryVersion,
     ) -> Option<SignedPeerEntry> {
         match self.signed.get(id) {
-            Some(held) if last_version >= held.entry().version => self.signed.remove(id),
+            Some(held) if last_version >= held.entry().version => {
+                self.departed.insert(*id, last_version);
+                self.signed.remove(id)
+            }
             _ => None,
         }
     }
 
     /// Removes every stale entry and returns them.
     pub fn purge_stale(&mut self, now_ms: i64) -> Vec<SignedPeerEntry> {
+        let horizon = now_ms - self.purge_after_ms;
+        self.departed
+            .retain(|_, version| version.updated_at_ms() >= horizon);
         let stale: Vec<EndpointId> = self
             .signed
             .iter()
