@@ -11,13 +11,15 @@ import logging
 
 from . import _mosaik
 from ._mosaik import PROTOCOL_VERSION, id_of
-from .discovery import PeerInfo
+from .discovery import DiscoveryConfig, DiscoveryEvent, PeerInfo
 from .errors import Closed, ConnectError, DecodeError, Empty, Full, MosaikError, Offline
 from .network import Network
 
 __all__ = [
     "Network",
     "PeerInfo",
+    "DiscoveryEvent",
+    "DiscoveryConfig",
     "id_of",
     "set_log_level",
     "PROTOCOL_VERSION",

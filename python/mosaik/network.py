@@ -8,7 +8,7 @@ from typing import Any
 
 from . import _checks
 from ._mosaik import Node
-from .discovery import Discovery
+from .discovery import Discovery, DiscoveryConfig
 
 
 class Network:
@@ -34,6 +34,7 @@ class Network:
         relay: str = "default",
         bind: str | None = None,
         local: bool = False,
+        discovery: DiscoveryConfig | None = None,
     ) -> _Creating:
         """Starts a node of ``network`` (a name, or a 64-hex network id).
 
@@ -44,6 +45,7 @@ class Network:
         - ``bind``: ``"ip:port"`` to bind; any port when None.
         - ``local``: loopback only, no port mapping, mDNS, DHT or DNS; relays
           off unless ``relay`` names a (loopback) URL. Use it for tests.
+        - ``discovery``: a :class:`DiscoveryConfig`; mosaik's defaults when None.
 
         Returns promptly whether or not a relay is reachable. The result can
         be awaited or used with ``async with``.
@@ -56,6 +58,7 @@ class Network:
             _checks.check_str("relay", relay),
             _checks.check_optional_str("bind", bind),
             _checks.check_bool("local", local),
+            _discovery_options(discovery),
         )
 
     @property
@@ -98,6 +101,16 @@ class Network:
     def __repr__(self) -> str:
         state = "closed" if self.is_closed else "open"
         return f"<Network {self.peer_id[:10]} network={self.network_id[:10]} {state}>"
+
+
+def _discovery_options(config: object) -> tuple[float, float, float, float, float, int]:
+    if config is None:
+        config = DiscoveryConfig()
+    if not isinstance(config, DiscoveryConfig):
+        raise TypeError(
+            f"discovery: expected mosaik.DiscoveryConfig or None, got {type(config).__name__}"
+        )
+    return config._as_tuple()
 
 
 class _Creating:

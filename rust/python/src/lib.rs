@@ -5,6 +5,7 @@
 //! Python logging (`logging`) and wraps core handles (`network`). All
 //! protocol logic lives in `mosaik-core`.
 
+mod discovery;
 mod errors;
 mod logging;
 mod network;
@@ -50,6 +51,7 @@ fn _mosaik(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::init();
     errors::register(py, module)?;
     module.add_class::<network::PyNode>()?;
+    module.add_class::<discovery::PyDiscoveryEvents>()?;
     module.add_function(wrap_pyfunction!(id_of, module)?)?;
     module.add_function(wrap_pyfunction!(_shutdown, module)?)?;
     module.add_function(wrap_pyfunction!(_inflight, module)?)?;

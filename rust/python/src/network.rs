@@ -9,12 +9,13 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use mosaik_core::{
     Digest, Node, NodeConfig, RelayChoice,
-    discovery::SignedPeerEntry,
+    discovery::{DiscoveryConfig, SignedPeerEntry},
     network::{format_address, parse_address},
 };
 use pyo3::prelude::*;
 
 use crate::{
+    discovery,
     errors::{Closed, link_error, node_error, value_error},
     runtime,
 };
@@ -33,6 +34,36 @@ pub fn peer_tuple(signed: &SignedPeerEntry) -> PeerTuple {
         entry.streams.iter().map(Digest::to_hex).collect(),
         (entry.version.started_at_ms(), entry.version.updated_at_ms()),
     )
+}
+
+/// `(purge_after, announce_interval, announce_jitter, max_time_drift,
+/// sync_timeout, events_backlog)`, seconds except the last two.
+#[derive(FromPyObject)]
+pub struct DiscoveryOptions(f64, f64, f64, f64, f64, usize);
+
+impl DiscoveryOptions {
+    fn apply(&self, config: &mut DiscoveryConfig) -> PyResult<()> {
+        let seconds = |name: &str, value: f64| {
+            if value.is_finite() && value > 0.0 && value < 1e9 {
+                Ok(Duration::from_secs_f64(value))
+            } else {
+                Err(value_error(name, format!("must be a positive number of seconds, got {value}")))
+            }
+        };
+        config.purge_after = seconds("purge_after", self.0)?;
+        config.announce_interval = seconds("announce_interval", self.1)?;
+        if !(0.0..=1.0).contains(&self.2) {
+            return Err(value_error("announce_jitter", format!("must be within [0, 1], got {}", self.2)));
+        }
+        config.announce_jitter = self.2;
+        config.max_time_drift = seconds("max_time_drift", self.3)?;
+        config.sync_timeout = seconds("sync_timeout", self.4)?;
+        if self.5 == 0 {
+            return Err(value_error("events_backlog", "must be at least 1"));
+        }
+        config.events_backlog = self.5;
+        Ok(())
+    }
 }
 
 #[pyclass(module = "mosaik._mosaik", name = "Node", frozen)]
@@ -61,7 +92,7 @@ fn parse_relay(relay: &str) -> PyResult<RelayChoice> {
 impl PyNode {
     /// Starts a node; resolves to a `Node` once the endpoint is bound.
     #[staticmethod]
-    #[pyo3(signature = (network, secret_key, tags, bootstrap, relay, bind, local))]
+    #[pyo3(signature = (network, secret_key, tags, bootstrap, relay, bind, local, discovery))]
     #[allow(clippy::too_many_arguments)]
     fn create<'py>(
         py: Python<'py>,
@@ -72,6 +103,7 @@ impl PyNode {
         relay: &str,
         bind: Option<&str>,
         local: bool,
+        discovery: DiscoveryOptions,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut config = NodeConfig::new(Digest::from_name(network));
         config.secret_key = secret_key;
@@ -88,6 +120,7 @@ impl PyNode {
             })
             .transpose()?;
         config.local = local;
+        discovery.apply(&mut config.discovery)?;
         config.validate().map_err(|e| node_error(e.into()))?;
         runtime::into_py_future(py, async move {
             let node = Node::spawn(config).await.map_err(node_error)?;
@@ -134,9 +167,7 @@ impl PyNode {
                 format!("must be a positive number of seconds, got {timeout}"),
             ));
         }
-        if self.node.is_closed() {
-            return Err(Closed::new_err("the network is closed"));
-        }
+        self.check_open()?;
         let node = self.node.clone();
         runtime::into_py_future(py, async move {
             let reply = node
@@ -145,6 +176,46 @@ impl PyNode {
                 .map_err(link_error)?;
             Ok(peer_tuple(&reply))
         })
+    }
+
+    fn peers(&self) -> Vec<PeerTuple> {
+        discovery::peers(&self.node)
+    }
+
+    fn wait_for_peers<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyAny>> {
+        discovery::wait_for_peers(py, &self.node, n)
+    }
+
+    /// Full catalog exchange with the peer at `address`; resolves to the
+    /// number of entries taken.
+    fn sync_with<'py>(&self, py: Python<'py>, address: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.check_open()?;
+        discovery::sync_with(py, &self.node, address)
+    }
+
+    /// Adds tags and re-announces; resolves to whether anything changed.
+    fn add_tags<'py>(&self, py: Python<'py>, tags: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        self.check_open()?;
+        discovery::change_tags(py, &self.node, tags, true)
+    }
+
+    fn remove_tags<'py>(&self, py: Python<'py>, tags: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        self.check_open()?;
+        discovery::change_tags(py, &self.node, tags, false)
+    }
+
+    /// This node's own entry, as peers see it.
+    fn me(&self) -> PeerTuple {
+        peer_tuple(&self.node.discovery().local().current())
+    }
+
+    /// Rejected discovery input, counted by reason.
+    fn rejections(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.node.discovery().rejections()
+    }
+
+    fn events(&self) -> discovery::PyDiscoveryEvents {
+        discovery::PyDiscoveryEvents::new(&self.node)
     }
 
     /// Closes the node; idempotent.
@@ -167,6 +238,15 @@ impl PyNode {
                 "open"
             }
         )
+    }
+}
+
+impl PyNode {
+    fn check_open(&self) -> PyResult<()> {
+        if self.node.is_closed() {
+            return Err(Closed::new_err("the network is closed"));
+        }
+        Ok(())
     }
 }
 

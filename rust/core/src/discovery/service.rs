@@ -116,7 +116,7 @@ impl Discovery {
         self.inner.local.network()
     }
 
-    pub(crate) fn cancel_token(&self) -> &CancellationToken {
+    pub fn cancel_token(&self) -> &CancellationToken {
         &self.inner.cancel
     }
 
