@@ -124,8 +124,7 @@ async fn send_snapshot(from: &Node, target: &Node, payload: Bytes) -> Result<Byt
     let mut link = Link::<CatalogSync>::open(from.endpoint(), target.addr()).await?;
     link.send_raw(payload).await?;
     let reply = link.recv_raw().await?;
-    link.close(CloseReason::Success, Duration::from_millis(200))
-        .await;
+    link.close(CloseReason::Success, Duration::from_millis(200)).await;
     Ok(reply.freeze())
 }
 
@@ -166,9 +165,7 @@ async fn hostile_snapshot_entries_are_rejected_and_counted() {
     let mut payload = encode_snapshot([&honest, &stale, &future, &foreign].into_iter()).to_vec();
     payload[0] = 5;
     payload.extend_from_slice(&forged_wire);
-    send_snapshot(&attacker, &target, payload.into())
-        .await
-        .unwrap();
+    send_snapshot(&attacker, &target, payload.into()).await.unwrap();
 
     let peers: Vec<_> = target
         .discovery()
@@ -176,11 +173,7 @@ async fn hostile_snapshot_entries_are_rejected_and_counted() {
         .iter()
         .map(|e| e.entry().id())
         .collect();
-    assert_eq!(
-        peers,
-        vec![honest_key.public()],
-        "only the honest entry is taken"
-    );
+    assert_eq!(peers, vec![honest_key.public()], "only the honest entry is taken");
     let rejections = target.discovery().rejections();
     for reason in ["stale", "future_dated", "other_network", "forged_signature"] {
         assert_eq!(rejections.get(reason), Some(&1), "{reason}: {rejections:?}");
@@ -205,10 +198,7 @@ async fn garbage_and_oversized_frames_end_the_link_with_400() {
         .unwrap();
     let (mut send, _recv) = connection.open_bi().await.unwrap();
     send.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
-    match tokio::time::timeout(WAIT, connection.closed())
-        .await
-        .unwrap()
-    {
+    match tokio::time::timeout(WAIT, connection.closed()).await.unwrap() {
         iroh::endpoint::ConnectionError::ApplicationClosed(close) => {
             assert_eq!(close.error_code.into_inner(), 400)
         }
@@ -216,11 +206,7 @@ async fn garbage_and_oversized_frames_end_the_link_with_400() {
     }
     let rejections = target.discovery().rejections();
     assert_eq!(rejections.get("undecodable"), Some(&1), "{rejections:?}");
-    assert_eq!(
-        rejections.get("oversized_frame"),
-        Some(&1),
-        "{rejections:?}"
-    );
+    assert_eq!(rejections.get("oversized_frame"), Some(&1), "{rejections:?}");
     assert!(target.discovery().peers().is_empty());
     target.close().await;
     attacker.close().await;
@@ -248,17 +234,11 @@ async fn a_silent_peer_does_not_block_other_syncs() {
         "sync served while a peer stalls"
     );
     assert_eq!(
-        target
-            .discovery()
-            .get(&honest.peer_id())
-            .map(|e| e.entry().id()),
+        target.discovery().get(&honest.peer_id()).map(|e| e.entry().id()),
         Some(honest.peer_id())
     );
 
-    match tokio::time::timeout(WAIT, connection.closed())
-        .await
-        .unwrap()
-    {
+    match tokio::time::timeout(WAIT, connection.closed()).await.unwrap() {
         iroh::endpoint::ConnectionError::ApplicationClosed(close) => {
             assert_eq!(
                 close.error_code.into_inner(),

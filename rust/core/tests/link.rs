@@ -136,14 +136,8 @@ async fn an_oversized_length_prefix_closes_with_400_without_allocating() {
     header.put_u32(u32::MAX);
     send.write_all(&header).await.unwrap();
     let result = tokio::time::timeout(WAIT, accept).await.unwrap().unwrap();
-    assert!(
-        matches!(result, Err(LinkError::FrameTooLarge(_))),
-        "{result:?}"
-    );
-    match tokio::time::timeout(WAIT, connection.closed())
-        .await
-        .unwrap()
-    {
+    assert!(matches!(result, Err(LinkError::FrameTooLarge(_))), "{result:?}");
+    match tokio::time::timeout(WAIT, connection.closed()).await.unwrap() {
         iroh::endpoint::ConnectionError::ApplicationClosed(close) => {
             assert_eq!(
                 close.error_code.into_inner(),

@@ -64,10 +64,7 @@ async fn local_mode_refuses_non_loopback_binds_and_relays() {
     config.bind = Some("0.0.0.0:0".parse().unwrap());
     assert!(matches!(
         Node::spawn(config).await,
-        Err(NodeError::Config(ConfigError::NotLoopback {
-            option: "bind",
-            ..
-        }))
+        Err(NodeError::Config(ConfigError::NotLoopback { option: "bind", .. }))
     ));
     let mut config = local("demo");
     config.relay = RelayChoice::Url("https://relay.example.com".parse().unwrap());

@@ -3,11 +3,7 @@
 
 use std::sync::Arc;
 
-use mosaik_core::{
-    Digest, Node,
-    discovery::Event,
-    network::parse_address,
-};
+use mosaik_core::{Digest, Node, discovery::Event, network::parse_address};
 use pyo3::prelude::*;
 use tokio::sync::{Mutex, broadcast::error::RecvError};
 use tokio_util::sync::CancellationToken;
@@ -42,11 +38,20 @@ pub fn sync_with<'py>(py: Python<'py>, node: &Node, address: &str) -> PyResult<B
     })
 }
 
-pub fn change_tags<'py>(py: Python<'py>, node: &Node, tags: Vec<String>, add: bool) -> PyResult<Bound<'py, PyAny>> {
+pub fn change_tags<'py>(
+    py: Python<'py>,
+    node: &Node,
+    tags: Vec<String>,
+    add: bool,
+) -> PyResult<Bound<'py, PyAny>> {
     let node = node.clone();
     let tags: Vec<Digest> = tags.iter().map(|t| Digest::from_name(t)).collect();
     runtime::into_py_future(py, async move {
-        Ok(if add { node.discovery().add_tags(tags).await } else { node.discovery().remove_tags(tags).await })
+        Ok(if add {
+            node.discovery().add_tags(tags).await
+        } else {
+            node.discovery().remove_tags(tags).await
+        })
     })
 }
 
@@ -82,7 +87,10 @@ impl PyDiscoveryEvents {
                 match received {
                     Ok(event) => return Ok(Some((event.kind(), peer_tuple(event.entry())))),
                     Err(RecvError::Lagged(missed)) => {
-                        warn!(missed, "discovery events: subscriber fell behind, events were skipped");
+                        warn!(
+                            missed,
+                            "discovery events: subscriber fell behind, events were skipped"
+                        );
                     }
                     Err(RecvError::Closed) => return Ok(None),
                 }

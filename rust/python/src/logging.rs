@@ -148,11 +148,7 @@ pub fn init() {
     let layer = PythonLayer {
         sender: sender.clone(),
     };
-    if tracing_subscriber::registry()
-        .with(layer)
-        .try_init()
-        .is_err()
-    {
+    if tracing_subscriber::registry().with(layer).try_init().is_err() {
         // Someone else (an embedding app) owns the global subscriber.
         return;
     }

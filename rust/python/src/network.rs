@@ -47,13 +47,19 @@ impl DiscoveryOptions {
             if value.is_finite() && value > 0.0 && value < 1e9 {
                 Ok(Duration::from_secs_f64(value))
             } else {
-                Err(value_error(name, format!("must be a positive number of seconds, got {value}")))
+                Err(value_error(
+                    name,
+                    format!("must be a positive number of seconds, got {value}"),
+                ))
             }
         };
         config.purge_after = seconds("purge_after", self.0)?;
         config.announce_interval = seconds("announce_interval", self.1)?;
         if !(0.0..=1.0).contains(&self.2) {
-            return Err(value_error("announce_jitter", format!("must be within [0, 1], got {}", self.2)));
+            return Err(value_error(
+                "announce_jitter",
+                format!("must be within [0, 1], got {}", self.2),
+            ));
         }
         config.announce_jitter = self.2;
         config.max_time_drift = seconds("max_time_drift", self.3)?;
@@ -126,10 +132,7 @@ impl PyNode {
             let node = Node::spawn(config).await.map_err(node_error)?;
             let alive = Arc::new(());
             runtime::register_node(Arc::downgrade(&alive), node.clone());
-            Ok(PyNode {
-                node,
-                _alive: alive,
-            })
+            Ok(PyNode { node, _alive: alive })
         })
     }
 
@@ -154,12 +157,7 @@ impl PyNode {
     }
 
     /// Pings a peer and resolves to its freshly signed entry as a `PeerTuple`.
-    fn ping<'py>(
-        &self,
-        py: Python<'py>,
-        address: &str,
-        timeout: f64,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn ping<'py>(&self, py: Python<'py>, address: &str, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
         let addr = parse_address(address).map_err(|e| value_error("address", e))?;
         if !(timeout.is_finite() && timeout > 0.0) {
             return Err(value_error(
@@ -232,11 +230,7 @@ impl PyNode {
             "<Node {} network={} {}>",
             &self.node.peer_id().to_string()[..10],
             &self.node.network_id().to_hex()[..10],
-            if self.node.is_closed() {
-                "closed"
-            } else {
-                "open"
-            }
+            if self.node.is_closed() { "closed" } else { "open" }
         )
     }
 }

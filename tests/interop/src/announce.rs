@@ -59,9 +59,7 @@ impl GracefulDeparture {
     /// As mosaik's `GracefulDeparture::has_valid_signature`.
     fn has_valid_signature(&self) -> bool {
         let hash = departure_hash(&self.peer_id, self.last_version, self.timestamp);
-        self.peer_id
-            .verify(hash.as_bytes(), &self.signature)
-            .is_ok()
+        self.peer_id.verify(hash.as_bytes(), &self.signature).is_ok()
     }
 
     fn to_json(&self) -> Value {
@@ -81,11 +79,7 @@ impl GracefulDeparture {
 }
 
 /// blake3(peer_id ‖ be64(v.0) ‖ be64(v.1) ‖ be64(timestamp ms)).
-fn departure_hash(
-    peer_id: &PeerId,
-    version: PeerEntryVersion,
-    timestamp: DateTime<Utc>,
-) -> blake3::Hash {
+fn departure_hash(peer_id: &PeerId, version: PeerEntryVersion, timestamp: DateTime<Utc>) -> blake3::Hash {
     let (started, updated) = version_parts(version);
     let mut hasher = blake3::Hasher::default();
     hasher.update(peer_id.as_bytes());
@@ -107,8 +101,7 @@ pub fn version_parts(version: PeerEntryVersion) -> (i64, i64) {
 /// `reencoded_hex`, `roundtrip` and `trailing_bytes`.
 pub fn decode_announcement(cmd: &Value) -> Result<Value> {
     let bytes = wire::hex_field(cmd, "hex")?;
-    let (message, trailing) =
-        vectors::decode::<AnnouncementMessage>(&bytes, "announcement message")?;
+    let (message, trailing) = vectors::decode::<AnnouncementMessage>(&bytes, "announcement message")?;
     let reencoded = try_serialize(&message)?;
     let mut answer = match &message {
         AnnouncementMessage::OwnEntryUpdate(entry) => json!({
@@ -136,11 +129,9 @@ pub fn decode_announcement(cmd: &Value) -> Result<Value> {
 /// chrono's own `Deserialize`, as a receiving mosaik node would.
 pub fn encode_departure(cmd: &Value) -> Result<Value> {
     let secret = wire::secret_key_field(cmd, "secret_key")?;
-    let last_version =
-        wire::version_field(cmd, "last_version")?.context("missing `last_version`")?;
-    let timestamp: DateTime<Utc> =
-        serde_json::from_value(json!(wire::str_field(cmd, "timestamp")?))
-            .context("invalid RFC 3339 `timestamp`")?;
+    let last_version = wire::version_field(cmd, "last_version")?.context("missing `last_version`")?;
+    let timestamp: DateTime<Utc> = serde_json::from_value(json!(wire::str_field(cmd, "timestamp")?))
+        .context("invalid RFC 3339 `timestamp`")?;
 
     let departure = GracefulDeparture::new(&secret, last_version, timestamp);
     let payload = try_serialize(&AnnouncementMessage::GracefulDeparture(departure.clone()))?;

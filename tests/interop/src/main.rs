@@ -236,12 +236,9 @@ impl Peer {
         let endpoint = self.node()?.local().endpoint();
         let target = wire::target_addr(cmd)?;
         let snapshot = wire::hex_field(cmd, "hex")?;
-        let reply = tokio::time::timeout(
-            EXCHANGE_TIMEOUT,
-            node::sync_raw(endpoint, target, &snapshot),
-        )
-        .await
-        .context("sync timed out")??;
+        let reply = tokio::time::timeout(EXCHANGE_TIMEOUT, node::sync_raw(endpoint, target, &snapshot))
+            .await
+            .context("sync timed out")??;
         let reply_hex = hex::encode(&reply);
         let mut answer = vectors::decode_snapshot(&json!({ "hex": reply_hex }))?;
         vectors::extend(&mut answer, json!({ "reply_hex": reply_hex }));
@@ -290,9 +287,7 @@ impl Peer {
 fn optional_secret_key(cmd: &Value) -> Result<Option<iroh::SecretKey>> {
     match cmd.get("secret_key").and_then(Value::as_str) {
         Some(key) => Ok(Some(
-            key.to_ascii_lowercase()
-                .parse()
-                .context("invalid secret_key")?,
+            key.to_ascii_lowercase().parse().context("invalid secret_key")?,
         )),
         None => Ok(None),
     }

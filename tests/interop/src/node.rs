@@ -52,9 +52,7 @@ pub async fn spawn_relay() -> Result<Relay> {
         .await
         .context("failed to spawn relay")?;
     let addr = server.http_addr().context("relay has no HTTP address")?;
-    let url = format!("http://{addr}/")
-        .parse()
-        .context("invalid relay url")?;
+    let url = format!("http://{addr}/").parse().context("invalid relay url")?;
     Ok(Relay { server, url })
 }
 
@@ -77,9 +75,7 @@ pub fn node_builder(options: NodeOptions) -> mosaik::network::NetworkBuilder {
     };
     let loopback: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
     let tags: Vec<Tag> = options.tags.iter().map(|t| Tag::from(t.as_str())).collect();
-    let mut discovery = discovery::Config::builder()
-        .no_auto_bootstrap()
-        .with_tags(tags);
+    let mut discovery = discovery::Config::builder().no_auto_bootstrap().with_tags(tags);
     if !options.bootstrap.is_empty() {
         discovery = discovery.with_bootstrap(options.bootstrap);
     }
@@ -106,11 +102,7 @@ pub async fn ping(endpoint: &Endpoint, target: EndpointAddr) -> Result<SignedPee
 /// Runs one catalog sync as the initiator with caller-supplied bytes: sends
 /// `snapshot` (a postcard `CatalogSnapshot`, unframed) and returns the
 /// acceptor's snapshot payload exactly as received.
-pub async fn sync_raw(
-    endpoint: &Endpoint,
-    target: EndpointAddr,
-    snapshot: &[u8],
-) -> Result<Vec<u8>> {
+pub async fn sync_raw(endpoint: &Endpoint, target: EndpointAddr, snapshot: &[u8]) -> Result<Vec<u8>> {
     exchange(endpoint, target, SYNC_ALPN, snapshot).await
 }
 
@@ -119,33 +111,19 @@ pub async fn sync_raw(
 /// length prefix), read one frame back, then close with `Success` (200).
 /// A remote that rejects the request closes the connection instead; that
 /// close code and reason appear in the error.
-async fn exchange(
-    endpoint: &Endpoint,
-    target: EndpointAddr,
-    alpn: &[u8],
-    request: &[u8],
-) -> Result<Vec<u8>> {
-    let connection = endpoint
-        .connect(target, alpn)
-        .await
-        .context("connect failed")?;
+async fn exchange(endpoint: &Endpoint, target: EndpointAddr, alpn: &[u8], request: &[u8]) -> Result<Vec<u8>> {
+    let connection = endpoint.connect(target, alpn).await.context("connect failed")?;
     let (mut send, mut recv) = connection.open_bi().await.context("open_bi failed")?;
 
-    send.write_all(&(request.len() as u32).to_be_bytes())
-        .await?;
+    send.write_all(&(request.len() as u32).to_be_bytes()).await?;
     send.write_all(request).await?;
 
     let mut len = [0u8; 4];
     recv.read_exact(&mut len).await.context("no response")?;
     let len = u32::from_be_bytes(len) as usize;
-    ensure!(
-        len <= MAX_FRAME,
-        "response frame of {len} bytes is too large"
-    );
+    ensure!(len <= MAX_FRAME, "response frame of {len} bytes is too large");
     let mut frame = vec![0u8; len];
-    recv.read_exact(&mut frame)
-        .await
-        .context("truncated response")?;
+    recv.read_exact(&mut frame).await.context("truncated response")?;
 
     connection.close(VarInt::from_u32(CLOSE_SUCCESS), b"Success");
     Ok(frame)

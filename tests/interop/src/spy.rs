@@ -130,9 +130,7 @@ async fn spawn_endpoint(target: &EndpointAddr) -> Result<(Router, Gossip)> {
         .bind()
         .await
         .context("failed to bind the spy endpoint")?;
-    let gossip = Gossip::builder()
-        .alpn(ANNOUNCE_ALPN)
-        .spawn(endpoint.clone());
+    let gossip = Gossip::builder().alpn(ANNOUNCE_ALPN).spawn(endpoint.clone());
     let router = Router::builder(endpoint)
         .accept(ANNOUNCE_ALPN, gossip.clone())
         .spawn();

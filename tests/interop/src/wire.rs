@@ -78,12 +78,12 @@ pub fn version_field(cmd: &Value, name: &str) -> Result<Option<PeerEntryVersion>
     match cmd.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => {
-            let pair = value.as_array().filter(|items| {
-                items.len() == 2 && items.iter().all(|item| item.as_i64().is_some())
-            });
+            let pair = value
+                .as_array()
+                .filter(|items| items.len() == 2 && items.iter().all(|item| item.as_i64().is_some()));
             ensure!(pair.is_some(), "`{name}` must be [started_ms, updated_ms]");
-            let version = serde_json::from_value(value.clone())
-                .with_context(|| format!("invalid `{name}`"))?;
+            let version =
+                serde_json::from_value(value.clone()).with_context(|| format!("invalid `{name}`"))?;
             Ok(Some(version))
         }
     }
@@ -123,15 +123,11 @@ pub fn parse_addr(addr: &Value) -> Result<EndpointAddr> {
         .context("invalid `id`")?;
     let mut transports = Vec::new();
     for url in str_list(addr, "relay")? {
-        let url: RelayUrl = url
-            .parse()
-            .with_context(|| format!("invalid relay url {url}"))?;
+        let url: RelayUrl = url.parse().with_context(|| format!("invalid relay url {url}"))?;
         transports.push(TransportAddr::Relay(url));
     }
     for ip in str_list(addr, "ip")? {
-        let ip: SocketAddr = ip
-            .parse()
-            .with_context(|| format!("invalid ip address {ip}"))?;
+        let ip: SocketAddr = ip.parse().with_context(|| format!("invalid ip address {ip}"))?;
         transports.push(TransportAddr::Ip(ip));
     }
     Ok(EndpointAddr::from_parts(id, transports))

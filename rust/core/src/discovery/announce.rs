@@ -24,11 +24,7 @@ pub struct GracefulDeparture {
     pub signature: Signature,
 }
 
-fn departure_digest(
-    peer_id: &EndpointId,
-    version: PeerEntryVersion,
-    timestamp: &DateTime<Utc>,
-) -> Digest {
+fn departure_digest(peer_id: &EndpointId, version: PeerEntryVersion, timestamp: &DateTime<Utc>) -> Digest {
     let mut data = Vec::with_capacity(32 + 24);
     data.extend_from_slice(peer_id.as_bytes());
     data.extend_from_slice(&version.started_at_ms().to_be_bytes());
@@ -51,9 +47,7 @@ impl GracefulDeparture {
 
     pub fn verify(&self) -> bool {
         let digest = departure_digest(&self.peer_id, self.last_version, &self.timestamp);
-        self.peer_id
-            .verify(digest.as_bytes(), &self.signature)
-            .is_ok()
+        self.peer_id.verify(digest.as_bytes(), &self.signature).is_ok()
     }
 }
 
@@ -129,8 +123,7 @@ mod tests {
     fn departure_encoding_matches_the_spec_layout() {
         let key = seed_key();
         let ts: DateTime<Utc> = "2026-01-01T00:00:05Z".parse().unwrap();
-        let departure =
-            GracefulDeparture::new(&key, PeerEntryVersion(1767225600000, 1767225600001), ts);
+        let departure = GracefulDeparture::new(&key, PeerEntryVersion(1767225600000, 1767225600001), ts);
         let bytes = Announcement::GracefulDeparture(departure.clone())
             .encode()
             .unwrap();

@@ -53,12 +53,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn new(
-        local_id: EndpointId,
-        network: Digest,
-        purge_after: Duration,
-        max_drift: Duration,
-    ) -> Self {
+    pub fn new(local_id: EndpointId, network: Digest, purge_after: Duration, max_drift: Duration) -> Self {
         Self {
             local_id,
             network,
@@ -101,20 +96,13 @@ impl Catalog {
             self.departed.remove(&id);
         }
         match self.signed.get(&id) {
-            Some(held)
-                if !self.is_stale(held, now_ms)
-                    && entry.entry().version <= held.entry().version =>
-            {
+            Some(held) if !self.is_stale(held, now_ms) && entry.entry().version <= held.entry().version => {
                 Upsert::Rejected(Rejection::NotNewer)
             }
             Some(held) => {
                 let was_stale = self.is_stale(held, now_ms);
                 self.signed.insert(id, entry);
-                if was_stale {
-                    Upsert::New
-                } else {
-                    Upsert::Updated
-                }
+                if was_stale { Upsert::New } else { Upsert::Updated }
             }
             None => {
                 self.signed.insert(id, entry);
@@ -124,11 +112,7 @@ impl Catalog {
     }
 
     /// Removes `id` if `last_version` is at least what we hold (a departure).
-    pub fn depart(
-        &mut self,
-        id: &EndpointId,
-        last_version: PeerEntryVersion,
-    ) -> Option<SignedPeerEntry> {
+    pub fn depart(&mut self, id: &EndpointId, last_version: PeerEntryVersion) -> Option<SignedPeerEntry> {
         match self.signed.get(id) {
             Some(held) if last_version >= held.entry().version => {
                 self.departed.insert(*id, last_version);
@@ -149,10 +133,7 @@ impl Catalog {
             .filter(|(_, e)| self.is_stale(e, now_ms))
             .map(|(id, _)| *id)
             .collect();
-        stale
-            .iter()
-            .filter_map(|id| self.signed.remove(id))
-            .collect()
+        stale.iter().filter_map(|id| self.signed.remove(id)).collect()
     }
 
     /// When the next entry goes stale, in Unix milliseconds.
@@ -169,9 +150,7 @@ impl Catalog {
 
     /// Current (non-stale) peers, in peer-id order.
     pub fn peers(&self, now_ms: i64) -> impl Iterator<Item = &SignedPeerEntry> {
-        self.signed
-            .values()
-            .filter(move |e| !self.is_stale(e, now_ms))
+        self.signed.values().filter(move |e| !self.is_stale(e, now_ms))
     }
 
     pub fn get(&self, id: &EndpointId, now_ms: i64) -> Option<&SignedPeerEntry> {
@@ -217,10 +196,7 @@ mod tests {
     fn new_then_newer_then_older() {
         let (_, mut cat) = catalog();
         let peer = SecretKey::from_bytes(&[2; 32]);
-        assert_eq!(
-            cat.upsert(signed(&peer, "demo", (NOW, NOW)), NOW),
-            Upsert::New
-        );
+        assert_eq!(cat.upsert(signed(&peer, "demo", (NOW, NOW)), NOW), Upsert::New);
         assert_eq!(
             cat.upsert(signed(&peer, "demo", (NOW, NOW + 1)), NOW),
             Upsert::Updated

@@ -170,17 +170,14 @@ impl SignedPeerEntry {
     /// is reported as `BadSignature` together with the rest, so a reader of
     /// a list can skip just that entry.
     pub fn take_from(bytes: &[u8]) -> Result<(Self, &[u8]), EntryError> {
-        let ((entry, signature), rest): ((PeerEntry, Signature), &[u8]) =
-            postcard::take_from_bytes(bytes)?;
+        let ((entry, signature), rest): ((PeerEntry, Signature), &[u8]) = postcard::take_from_bytes(bytes)?;
         let wire = Bytes::copy_from_slice(&bytes[..bytes.len() - rest.len()]);
         let digest = entry.digest()?;
         entry
             .address
             .id
             .verify(digest.as_bytes(), &signature)
-            .map_err(|_| EntryError::BadSignatureIn {
-                rest_len: rest.len(),
-            })?;
+            .map_err(|_| EntryError::BadSignatureIn { rest_len: rest.len() })?;
         Ok((
             Self {
                 entry,
@@ -270,10 +267,7 @@ mod tests {
         let (key, entry) = worked_example();
         let signed = entry.sign(&key).unwrap();
         let sig = hex::encode(signed.signature().to_bytes());
-        assert!(
-            sig.starts_with("3313bdcd") && sig.ends_with("39ec09"),
-            "{sig}"
-        );
+        assert!(sig.starts_with("3313bdcd") && sig.ends_with("39ec09"), "{sig}");
         let bytes = signed.encode();
         assert_eq!(bytes.len(), 160);
         assert_eq!(encoding::encode(&signed).unwrap(), bytes);

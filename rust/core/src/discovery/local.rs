@@ -60,9 +60,7 @@ impl LocalPeer {
             return None;
         }
         entry.version = entry.version.increment();
-        let next = entry
-            .sign(&self.key)
-            .expect("our own key signs our own entry");
+        let next = entry.sign(&self.key).expect("our own key signs our own entry");
         *signed = next.clone();
         Some(next)
     }

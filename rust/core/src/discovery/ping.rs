@@ -37,8 +37,7 @@ pub async fn ping(
         let mut link = Link::<Ping>::open(endpoint, addr).await?;
         link.send(&()).await?;
         let reply: SignedPeerEntry = link.recv().await?;
-        link.close(CloseReason::Success, Duration::from_millis(500))
-            .await;
+        link.close(CloseReason::Success, Duration::from_millis(500)).await;
         Ok(reply)
     })
     .await

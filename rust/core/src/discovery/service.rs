@@ -10,14 +10,13 @@ use std::{
     collections::{BTreeMap, HashSet},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
 use bytes::Bytes;
 use iroh::{
-    Endpoint, EndpointAddr, EndpointId, address_lookup::memory::MemoryLookup,
-    endpoint_info::EndpointInfo,
+    Endpoint, EndpointAddr, EndpointId, address_lookup::memory::MemoryLookup, endpoint_info::EndpointInfo,
 };
 use iroh_gossip::api::GossipSender;
 use tokio::sync::{Semaphore, broadcast, watch};
@@ -61,6 +60,9 @@ struct Inner {
     sync_permits: Semaphore,
     gossip: Mutex<Option<GossipSender>>,
     neighbors: AtomicUsize,
+    /// Set once we say goodbye: nothing newer may be announced after it,
+    /// or peers would take the newer entry as the peer coming back.
+    departing: AtomicBool,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -94,6 +96,7 @@ impl Discovery {
                 seen: Mutex::new(HashSet::new()),
                 gossip: Mutex::new(None),
                 neighbors: AtomicUsize::new(0),
+                departing: AtomicBool::new(false),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -191,12 +194,7 @@ impl Discovery {
 
     /// Applies the catalog's rules to `entry` and, if it is taken, makes it
     /// known everywhere it matters.
-    pub fn ingest(
-        &self,
-        entry: SignedPeerEntry,
-        source: Source,
-        from: Option<EndpointId>,
-    ) -> Upsert {
+    pub fn ingest(&self, entry: SignedPeerEntry, source: Source, from: Option<EndpointId>) -> Upsert {
         let now = now_ms();
         if source == Source::Gossip {
             let drift = self.inner.config.max_time_drift.as_millis() as i64;
@@ -248,11 +246,7 @@ impl Discovery {
     pub(crate) fn depart_peer(&self, departure: &GracefulDeparture, from: Option<EndpointId>) {
         let drift = self.inner.config.max_time_drift.as_millis() as i64;
         if (now_ms() - departure.timestamp.timestamp_millis()).abs() > drift {
-            self.reject(
-                "stale_departure",
-                from,
-                &"departure outside the drift bound",
-            );
+            self.reject("stale_departure", from, &"departure outside the drift bound");
             return;
         }
         let removed = self
@@ -268,12 +262,7 @@ impl Discovery {
 
     /// Drops stale entries, announcing each as departed.
     pub(crate) fn purge(&self) {
-        let gone = self
-            .inner
-            .catalog
-            .lock()
-            .expect("catalog")
-            .purge_stale(now_ms());
+        let gone = self.inner.catalog.lock().expect("catalog").purge_stale(now_ms());
         for entry in gone {
             info!(peer = %entry.entry().id().fmt_short(), "peer went stale");
             self.forget(entry);
@@ -281,11 +270,7 @@ impl Discovery {
     }
 
     fn forget(&self, entry: SignedPeerEntry) {
-        self.inner
-            .seen
-            .lock()
-            .expect("seen")
-            .remove(&entry.entry().id());
+        self.inner.seen.lock().expect("seen").remove(&entry.entry().id());
         self.publish_count();
         let _ = self.inner.events.send(Event::Departed(entry));
     }
@@ -360,6 +345,9 @@ impl Discovery {
 
     /// Gossips our current entry (when we have neighbours to hear it).
     pub async fn announce(&self) {
+        if self.inner.departing.load(Ordering::Acquire) {
+            return;
+        }
         let Some(sender) = self.gossip_sender() else {
             return;
         };
@@ -379,10 +367,7 @@ impl Discovery {
     }
 
     /// Changes our entry (tags, streams, address) and announces it.
-    pub async fn update_local(
-        &self,
-        change: impl FnOnce(&mut super::entry::PeerEntry) -> bool,
-    ) -> bool {
+    pub async fn update_local(&self, change: impl FnOnce(&mut super::entry::PeerEntry) -> bool) -> bool {
         if self.inner.local.update(change).is_none() {
             return false;
         }
@@ -392,20 +377,14 @@ impl Discovery {
 
     pub async fn add_tags(&self, tags: impl IntoIterator<Item = Digest>) -> bool {
         let tags: Vec<Digest> = tags.into_iter().collect();
-        self.update_local(|e| {
-            tags.iter()
-                .fold(false, |changed, t| e.tags.insert(*t) || changed)
-        })
-        .await
+        self.update_local(|e| tags.iter().fold(false, |changed, t| e.tags.insert(*t) || changed))
+            .await
     }
 
     pub async fn remove_tags(&self, tags: impl IntoIterator<Item = Digest>) -> bool {
         let tags: Vec<Digest> = tags.into_iter().collect();
-        self.update_local(|e| {
-            tags.iter()
-                .fold(false, |changed, t| e.tags.remove(t) || changed)
-        })
-        .await
+        self.update_local(|e| tags.iter().fold(false, |changed, t| e.tags.remove(t) || changed))
+            .await
     }
 
     /// Full catalog exchange with the peer at `addr`; returns how many
@@ -419,6 +398,9 @@ impl Discovery {
 
     /// Says goodbye on gossip (if anyone listens) and stops every task.
     pub async fn shutdown(&self) {
+        if self.inner.departing.swap(true, Ordering::AcqRel) {
+            return;
+        }
         if let Some(sender) = self.gossip_sender()
             && self.neighbors() > 0
         {
@@ -435,7 +417,6 @@ impl Discovery {
         }
         self.inner.cancel.cancel();
         self.inner.tasks.close();
-        let _ =
-            tokio::time::timeout(std::time::Duration::from_secs(1), self.inner.tasks.wait()).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.inner.tasks.wait()).await;
     }
 }

@@ -133,8 +133,7 @@ pub async fn initiate(discovery: &Discovery, addr: EndpointAddr) -> Result<usize
         link.send_raw(discovery.snapshot()).await?;
         let snapshot = receive_snapshot(discovery, &mut link).await?;
         let from = link.remote_id();
-        link.close(CloseReason::Success, Duration::from_millis(200))
-            .await;
+        link.close(CloseReason::Success, Duration::from_millis(200)).await;
         Ok::<_, SyncError>(merge(discovery, snapshot, from))
     };
     tokio::time::timeout(timeout, exchange)
@@ -160,9 +159,7 @@ impl SyncService {
         link.send_raw(self.discovery.snapshot()).await?;
         let taken = merge(&self.discovery, snapshot, link.remote_id());
         match link.closed().await {
-            LinkError::ClosedByPeer(close) if close.known() == Some(CloseReason::Success) => {
-                Ok(taken)
-            }
+            LinkError::ClosedByPeer(close) if close.known() == Some(CloseReason::Success) => Ok(taken),
             other => Err(other.into()),
         }
     }
@@ -231,10 +228,7 @@ mod tests {
         assert!(decode_snapshot(&[]).is_err());
         assert!(decode_snapshot(&[5, 1, 2, 3]).is_err());
         assert!(
-            decode_snapshot(&[
-                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
-            ])
-            .is_err()
+            decode_snapshot(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err()
         );
     }
 }

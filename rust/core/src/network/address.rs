@@ -36,10 +36,8 @@ mod tests {
         let key = SecretKey::from_bytes(&[3u8; 32]);
         let relay: RelayUrl = "http://127.0.0.1:3340".parse().unwrap();
         let ip: SocketAddr = "127.0.0.1:50000".parse().unwrap();
-        let addr = EndpointAddr::from_parts(
-            key.public(),
-            [TransportAddr::Relay(relay), TransportAddr::Ip(ip)],
-        );
+        let addr =
+            EndpointAddr::from_parts(key.public(), [TransportAddr::Relay(relay), TransportAddr::Ip(ip)]);
         let text = format_address(&addr);
         assert!(text.starts_with("endpoint"), "{text}");
         assert_eq!(parse_address(&text).unwrap(), addr);

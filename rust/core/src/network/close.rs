@@ -73,10 +73,7 @@ close_reasons! {
 impl CloseReason {
     /// The reason a peer meant by `code`, if mosaik defines one.
     pub fn from_code(code: u64) -> Option<Self> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|r| u64::from(r.code()) == code)
+        Self::ALL.iter().copied().find(|r| u64::from(r.code()) == code)
     }
 }
 
@@ -102,12 +99,7 @@ impl RemoteClose {
 
 impl fmt::Display for RemoteClose {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({})",
-            String::from_utf8_lossy(&self.reason),
-            self.code
-        )
+        write!(f, "{} ({})", String::from_utf8_lossy(&self.reason), self.code)
     }
 }
 
@@ -117,10 +109,7 @@ mod tests {
 
     #[test]
     fn codes_and_names_match_mosaik() {
-        let table: Vec<(u32, &str)> = CloseReason::ALL
-            .iter()
-            .map(|r| (r.code(), r.name()))
-            .collect();
+        let table: Vec<(u32, &str)> = CloseReason::ALL.iter().map(|r| (r.code(), r.name())).collect();
         assert_eq!(
             table,
             vec![

@@ -104,11 +104,7 @@ impl NodeConfig {
     }
 
     /// Binds the iroh endpoint this config describes.
-    pub async fn bind_endpoint(
-        &self,
-        key: SecretKey,
-        lookup: MemoryLookup,
-    ) -> Result<Endpoint, ConfigError> {
+    pub async fn bind_endpoint(&self, key: SecretKey, lookup: MemoryLookup) -> Result<Endpoint, ConfigError> {
         self.validate()?;
         let builder = if self.local {
             let bind = self

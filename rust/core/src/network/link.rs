@@ -140,10 +140,7 @@ impl<P: Protocol> Link<P> {
         if payload.len() > P::MAX_FRAME {
             return Err(LinkError::FrameTooLarge(payload.len()));
         }
-        self.writer
-            .feed(payload)
-            .await
-            .map_err(|e| self.io_error(e))
+        self.writer.feed(payload).await.map_err(|e| self.io_error(e))
     }
 
     pub async fn flush(&mut self) -> Result<(), LinkError> {

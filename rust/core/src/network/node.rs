@@ -71,13 +71,8 @@ impl Node {
             lookup.add_endpoint_info(EndpointInfo::from(peer.clone()));
         }
         let local = Arc::new(
-            LocalPeer::new(
-                key,
-                config.network,
-                endpoint.addr(),
-                config.tags.iter().copied(),
-            )
-            .expect("the endpoint's key signs its own entry"),
+            LocalPeer::new(key, config.network, endpoint.addr(), config.tags.iter().copied())
+                .expect("the endpoint's key signs its own entry"),
         );
         let discovery = Discovery::new(
             endpoint.clone(),
@@ -95,11 +90,7 @@ impl Node {
             .accept(Ping::ALPN, ping::PingService::new(local, endpoint.clone()))
             .spawn();
         let tasks = discovery.tasks().clone();
-        tasks.spawn(worker::run(
-            discovery.clone(),
-            gossip,
-            config.bootstrap.clone(),
-        ));
+        tasks.spawn(worker::run(discovery.clone(), gossip, config.bootstrap.clone()));
         info!(peer = %endpoint.id().fmt_short(), network = ?config.network, local = config.local, "node started");
         Ok(Self {
             inner: Arc::new(Inner {
@@ -145,17 +136,11 @@ impl Node {
 
     /// Remembers how to reach a peer, so later dials by id work.
     pub fn remember(&self, addr: EndpointAddr) {
-        self.inner
-            .lookup
-            .add_endpoint_info(EndpointInfo::from(addr));
+        self.inner.lookup.add_endpoint_info(EndpointInfo::from(addr));
     }
 
     /// Pings `addr` and returns its verified, freshly signed entry.
-    pub async fn ping(
-        &self,
-        addr: EndpointAddr,
-        timeout: Duration,
-    ) -> Result<SignedPeerEntry, LinkError> {
+    pub async fn ping(&self, addr: EndpointAddr, timeout: Duration) -> Result<SignedPeerEntry, LinkError> {
         if self.is_closed() {
             return Err(LinkError::Connect("the node is closed".into()));
         }

@@ -98,10 +98,7 @@ mod tests {
             Digest::hash(sixty_three.as_bytes())
         );
         let not_hex = "zz".repeat(32);
-        assert_eq!(
-            Digest::from_name(&not_hex),
-            Digest::hash(not_hex.as_bytes())
-        );
+        assert_eq!(Digest::from_name(&not_hex), Digest::hash(not_hex.as_bytes()));
     }
 
     #[test]
