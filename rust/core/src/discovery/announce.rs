@@ -51,6 +51,9 @@ impl GracefulDeparture {
     }
 }
 
+// Messages live for one decode or one broadcast; boxing the entry would only
+// add an allocation to every message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Announcement {
     OwnEntryUpdate(SignedPeerEntry),

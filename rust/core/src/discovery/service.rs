@@ -377,14 +377,22 @@ impl Discovery {
 
     pub async fn add_tags(&self, tags: impl IntoIterator<Item = Digest>) -> bool {
         let tags: Vec<Digest> = tags.into_iter().collect();
-        self.update_local(|e| tags.iter().fold(false, |changed, t| e.tags.insert(*t) || changed))
-            .await
+        self.update_local(|e| {
+            let before = e.tags.len();
+            e.tags.extend(tags.iter().copied());
+            e.tags.len() != before
+        })
+        .await
     }
 
     pub async fn remove_tags(&self, tags: impl IntoIterator<Item = Digest>) -> bool {
         let tags: Vec<Digest> = tags.into_iter().collect();
-        self.update_local(|e| tags.iter().fold(false, |changed, t| e.tags.remove(t) || changed))
-            .await
+        self.update_local(|e| {
+            let before = e.tags.len();
+            e.tags.retain(|t| !tags.contains(t));
+            e.tags.len() != before
+        })
+        .await
     }
 
     /// Full catalog exchange with the peer at `addr`; returns how many
