@@ -252,3 +252,79 @@ async fn a_silent_peer_does_not_block_other_syncs() {
         node.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_gossip_is_rejected_and_counted() {
+    use iroh::{address_lookup::memory::MemoryLookup, endpoint_info::EndpointInfo, protocol::Router};
+    use iroh_gossip::{net::Gossip, proto::TopicId};
+    use mosaik_core::{
+        discovery::announce::{Announcement, GracefulDeparture},
+        network::protocol::ANNOUNCE_ALPN,
+    };
+
+    let target = node_with("gossip-hostile", &[]).await;
+    // A bare gossip participant on the network's topic, not a mosaik node.
+    let lookup = MemoryLookup::new();
+    lookup.add_endpoint_info(EndpointInfo::from(target.addr()));
+    let endpoint = config("gossip-hostile")
+        .bind_endpoint(SecretKey::generate(&mut rand::rng()), lookup)
+        .await
+        .unwrap();
+    let gossip = Gossip::builder().alpn(ANNOUNCE_ALPN).spawn(endpoint.clone());
+    let _router = Router::builder(endpoint.clone())
+        .accept(ANNOUNCE_ALPN, gossip.clone())
+        .spawn();
+    let topic = TopicId::from_bytes(*Digest::from_name("gossip-hostile").as_bytes());
+    let mut joined = gossip.subscribe(topic, vec![target.peer_id()]).await.unwrap();
+    tokio::time::timeout(WAIT, joined.joined())
+        .await
+        .unwrap()
+        .unwrap();
+    let (sender, _receiver) = joined.split();
+
+    let now = now_ms();
+    let signed = |network: &str, at: i64| {
+        let key = SecretKey::generate(&mut rand::rng());
+        entry_for(&key, network, (at, at)).sign(&key).unwrap()
+    };
+    let announce = |entry| Announcement::OwnEntryUpdate(entry).encode().unwrap();
+    let mut forged = announce(signed("gossip-hostile", now)).to_vec();
+    *forged.last_mut().unwrap() ^= 1;
+    let departing = SecretKey::generate(&mut rand::rng());
+    let mut bad_departure =
+        GracefulDeparture::new(&departing, PeerEntryVersion(now, now), chrono::Utc::now());
+    bad_departure.last_version = PeerEntryVersion(now, now + 1);
+    let honest = signed("gossip-hostile", now);
+
+    for message in [
+        Bytes::from(forged),
+        announce(signed("another-network", now)),
+        announce(signed("gossip-hostile", now - 60_000)),
+        announce(signed("gossip-hostile", now + 120_000)),
+        Bytes::from_static(&[9, 9, 9]),
+        Announcement::GracefulDeparture(bad_departure).encode().unwrap(),
+        announce(honest.clone()),
+    ] {
+        sender.broadcast(message).await.unwrap();
+    }
+    tokio::time::timeout(WAIT, async {
+        while target.discovery().get(&honest.entry().id()).is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the honest entry arrives");
+    let rejections = target.discovery().rejections();
+    let expected = [
+        ("forged_signature", 2),
+        ("other_network", 1),
+        ("stale", 1),
+        ("future_dated", 1),
+        ("undecodable", 1),
+    ];
+    for (reason, count) in expected {
+        assert_eq!(rejections.get(reason), Some(&count), "{reason}: {rejections:?}");
+    }
+    assert_eq!(target.discovery().peers().len(), 1);
+    target.close().await;
+}

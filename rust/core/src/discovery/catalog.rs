@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use iroh::EndpointId;
 
-use super::entry::{PeerEntryVersion, SignedPeerEntry};
+use super::entry::{PeerEntry, PeerEntryVersion, SignedPeerEntry};
 use crate::primitives::Digest;
 
 /// Why an entry was not taken.
@@ -50,6 +50,10 @@ pub struct Catalog {
     /// Peers that said goodbye, with the version they left at: a late copy
     /// of an older entry must not bring them back. Kept for `purge_after`.
     departed: BTreeMap<EndpointId, PeerEntryVersion>,
+    /// Entries inserted locally, unsigned: never synced or gossiped, but they
+    /// count as known peers (mosaik's `Discovery::insert`). A signed entry for
+    /// the same peer replaces one.
+    unsigned: BTreeMap<EndpointId, PeerEntry>,
 }
 
 impl Catalog {
@@ -61,6 +65,7 @@ impl Catalog {
             max_drift_ms: max_drift.as_millis() as i64,
             signed: BTreeMap::new(),
             departed: BTreeMap::new(),
+            unsigned: BTreeMap::new(),
         }
     }
 
@@ -105,10 +110,35 @@ impl Catalog {
                 if was_stale { Upsert::New } else { Upsert::Updated }
             }
             None => {
+                self.unsigned.remove(&id);
                 self.signed.insert(id, entry);
                 Upsert::New
             }
         }
+    }
+
+    /// Inserts a local, unsigned entry; refused for our own id, another
+    /// network, or a peer we hold a signed entry for.
+    pub fn insert_unsigned(&mut self, entry: PeerEntry) -> bool {
+        let id = entry.id();
+        if id == self.local_id || entry.network != self.network || self.signed.contains_key(&id) {
+            return false;
+        }
+        self.unsigned.insert(id, entry);
+        true
+    }
+
+    pub fn remove_unsigned(&mut self, id: &EndpointId) -> Option<PeerEntry> {
+        self.unsigned.remove(id)
+    }
+
+    pub fn unsigned(&self) -> impl Iterator<Item = &PeerEntry> {
+        self.unsigned.values()
+    }
+
+    /// Whether `id` is a known peer, signed (and fresh) or inserted locally.
+    pub fn knows(&self, id: &EndpointId, now_ms: i64) -> bool {
+        self.get(id, now_ms).is_some() || self.unsigned.contains_key(id)
     }
 
     /// Removes `id` if `last_version` is at least what we hold (a departure).
@@ -171,7 +201,6 @@ mod tests {
     use iroh::{EndpointAddr, SecretKey};
 
     use super::*;
-    use crate::discovery::entry::PeerEntry;
 
     const NOW: i64 = 1_800_000_000_000;
 
@@ -252,6 +281,21 @@ mod tests {
         assert!(cat.get(&peer.public(), later).is_none());
         assert_eq!(cat.purge_stale(later).len(), 1);
         assert_eq!(cat.next_expiry_ms(), None);
+    }
+
+    #[test]
+    fn unsigned_entries_are_known_until_a_signed_one_arrives() {
+        let (me, mut cat) = catalog();
+        let peer = SecretKey::from_bytes(&[2; 32]);
+        let unsigned = signed(&peer, "demo", (NOW, NOW)).entry().clone();
+        assert!(!cat.insert_unsigned(signed(&me, "demo", (NOW, NOW)).entry().clone()));
+        assert!(!cat.insert_unsigned(signed(&peer, "other", (NOW, NOW)).entry().clone()));
+        assert!(cat.insert_unsigned(unsigned));
+        assert!(cat.knows(&peer.public(), NOW));
+        assert!(cat.is_empty(NOW), "unsigned entries are not signed peers");
+        assert_eq!(cat.upsert(signed(&peer, "demo", (NOW, NOW)), NOW), Upsert::New);
+        assert_eq!(cat.unsigned().count(), 0);
+        assert!(cat.knows(&peer.public(), NOW));
     }
 
     #[test]

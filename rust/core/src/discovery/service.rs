@@ -150,6 +150,30 @@ impl Discovery {
             .cloned()
     }
 
+    /// Inserts a local, unsigned entry (never published); see `Catalog::insert_unsigned`.
+    pub fn insert(&self, entry: super::entry::PeerEntry) -> bool {
+        let address = entry.address.clone();
+        let inserted = self.inner.catalog.lock().expect("catalog").insert_unsigned(entry);
+        if inserted {
+            self.inner.lookup.add_endpoint_info(EndpointInfo::from(address));
+        }
+        inserted
+    }
+
+    pub fn remove(&self, id: &EndpointId) -> bool {
+        self.inner
+            .catalog
+            .lock()
+            .expect("catalog")
+            .remove_unsigned(id)
+            .is_some()
+    }
+
+    /// Whether `id` is a known peer, signed or inserted locally.
+    pub fn knows(&self, id: &EndpointId) -> bool {
+        self.inner.catalog.lock().expect("catalog").knows(id, now_ms())
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
     }

@@ -20,7 +20,8 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{debug, warn};
 
 use super::{
-    announce::Announcement,
+    announce::{Announcement, AnnouncementError},
+    entry::EntryError,
     service::{Discovery, Source},
 };
 
@@ -116,7 +117,16 @@ async fn on_gossip(discovery: &Discovery, receiver: &GossipReceiver, event: Goss
             Ok(Announcement::GracefulDeparture(departure)) => {
                 discovery.depart_peer(&departure, Some(message.delivered_from));
             }
-            Err(e) => discovery.reject("undecodable", Some(message.delivered_from), &e),
+            Err(e) => {
+                let reason = match e {
+                    AnnouncementError::Entry(
+                        EntryError::BadSignature | EntryError::BadSignatureIn { .. },
+                    )
+                    | AnnouncementError::BadDepartureSignature => "forged_signature",
+                    _ => "undecodable",
+                };
+                discovery.reject(reason, Some(message.delivered_from), &e);
+            }
         },
         GossipEvent::NeighborUp(peer) => {
             debug!(peer = %peer.fmt_short(), "gossip neighbour up");
