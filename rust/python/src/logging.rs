@@ -31,6 +31,7 @@ const BATCH: usize = 256;
 static PY_LEVEL: AtomicU8 = AtomicU8::new(30);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static STOPPING: AtomicBool = AtomicBool::new(false);
+static DEPENDENCIES_MUTED: AtomicBool = AtomicBool::new(false);
 static FORWARDER: Mutex<Option<(SyncSender<Record>, JoinHandle<()>)>> = Mutex::new(None);
 
 struct Record {
@@ -49,17 +50,24 @@ fn py_level(level: &Level) -> u8 {
     }
 }
 
-/// Our crates log at the chosen level; dependencies (iroh, noq, ...) only
-/// from WARNING up unless TRACE is asked for, or they would flood the channel.
+/// Our crates log at the chosen level. Dependencies (iroh, noq, ...) warn
+/// about routine things (peers vanishing mid-handshake, endpoints closing),
+/// so they are forwarded from ERROR up, from WARNING up at DEBUG, and fully
+/// at TRACE.
 fn wanted(level: u8, target: &str) -> bool {
     let threshold = PY_LEVEL.load(Ordering::Relaxed);
-    let ours = target.starts_with("mosaik");
-    level
-        >= if ours || threshold <= 5 {
-            threshold
-        } else {
-            threshold.max(30)
-        }
+    if target.starts_with("mosaik") {
+        return level >= threshold;
+    }
+    if DEPENDENCIES_MUTED.load(Ordering::Relaxed) {
+        return false;
+    }
+    let floor = match threshold {
+        0..=5 => threshold,
+        6..=10 => 30,
+        _ => 40,
+    };
+    level >= floor.max(threshold)
 }
 
 struct PythonLayer {
@@ -169,6 +177,13 @@ pub fn stop() {
         STOPPING.store(true, Ordering::Release);
         let _ = thread.join();
     }
+}
+
+/// At interpreter exit, endpoints still draining are dropped, and iroh says
+/// so at ERROR level; that is expected then, so dependencies go quiet.
+pub fn mute_dependencies() {
+    DEPENDENCIES_MUTED.store(true, Ordering::Relaxed);
+    tracing::callsite::rebuild_interest_cache();
 }
 
 pub fn set_level(level: u8) {

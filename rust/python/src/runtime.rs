@@ -86,7 +86,8 @@ pub fn handle() -> PyResult<Handle> {
 /// Registers a node so shutdown closes it; `token` lives as long as its Python handle.
 pub fn register_node(token: Weak<()>, node: Node) {
     let mut nodes = LIVE_NODES.lock().expect("node registry");
-    nodes.retain(|(t, n)| t.strong_count() > 0 && !n.is_closed());
+    // Keep closed nodes until their endpoint has drained: shutdown waits for them.
+    nodes.retain(|(t, n)| (t.strong_count() > 0 || n.is_closed()) && !n.is_drained());
     nodes.push((token, node));
 }
 
@@ -122,8 +123,12 @@ pub fn shutdown(py: Python<'_>) {
     }
     py.detach(move || {
         runtime.block_on(async move {
-            let closing = futures::future::join_all(nodes.iter().map(|n| n.close()));
+            let closing = futures::future::join_all(nodes.iter().map(|n| async move {
+                n.close().await;
+                n.drained().await;
+            }));
             let _ = tokio::time::timeout(SHUTDOWN_CLOSE_TIMEOUT, closing).await;
+            crate::logging::mute_dependencies();
             drop(nodes);
         });
         runtime.shutdown_timeout(SHUTDOWN_WORKERS_TIMEOUT);
