@@ -38,6 +38,7 @@ async def test_a_bootstrapped_node_and_its_bootstrap_find_each_other() -> None:
         (seen_by_b,) = await b.discovery.wait_for_peers(1, timeout=10)
         (seen_by_a,) = await a.discovery.wait_for_peers(1, timeout=10)
         assert seen_by_b.peer_id == a.peer_id and seen_by_b.has_tag("api")
+        assert repr(seen_by_b).startswith(f"<PeerInfo {a.peer_id[:10]} 1 tag, 0 streams, updated")
         assert seen_by_a.peer_id == b.peer_id and not seen_by_a.has_tag("api")
         assert not seen_by_b.produces("sensors")
         assert b.discovery.me().peer_id == b.peer_id

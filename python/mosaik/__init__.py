@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 
 from . import _mosaik
 from ._mosaik import PROTOCOL_VERSION, id_of
@@ -41,8 +42,12 @@ def set_log_level(level: int | str) -> None:
     _mosaik._set_log_level(_logger.getEffectiveLevel())
 
 
-# Forward what the `mosaik` logger would show right now (WARNING by default).
-_mosaik._set_log_level(_logger.getEffectiveLevel())
+# Forward what the `mosaik` logger would show right now (WARNING by default),
+# or what MOSAIK_LOG asks for (a level name such as DEBUG).
+if os.environ.get("MOSAIK_LOG"):
+    set_log_level(os.environ["MOSAIK_LOG"].upper())
+else:
+    _mosaik._set_log_level(_logger.getEffectiveLevel())
 # Close live nodes and stop the runtime before the interpreter finalizes:
 # threads must not touch the GIL once finalization has begun.
 atexit.register(_mosaik._shutdown)

@@ -7,6 +7,7 @@ produces); :class:`PeerInfo` is the Python view of one.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -96,13 +97,20 @@ class PeerInfo:
         """Whether the peer produces ``stream_name`` (a stream name or a 64-hex id)."""
         return id_of(_checks.check_str("stream_name", stream_name)).hex() in self.streams
 
+    @property
+    def updated_at(self) -> float:
+        """When the peer last signed this entry, as a Unix timestamp in seconds."""
+        return self.version[1] / 1000
+
     def __repr__(self) -> str:
-        parts = [f"<PeerInfo {self.peer_id[:10]}"]
-        if self.tags:
-            parts.append(f"{len(self.tags)} tags")
-        if self.streams:
-            parts.append(f"{len(self.streams)} streams")
-        return " ".join(parts) + ">"
+        def count(n: int, what: str) -> str:
+            return f"{n} {what}{'' if n == 1 else 's'}"
+
+        age = max(0.0, time.time() - self.updated_at)
+        return (
+            f"<PeerInfo {self.peer_id[:10]} {count(len(self.tags), 'tag')}, "
+            f"{count(len(self.streams), 'stream')}, updated {age:.0f}s ago>"
+        )
 
 
 @dataclass(frozen=True)

@@ -433,20 +433,42 @@ impl Discovery {
         if self.inner.departing.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Some(sender) = self.gossip_sender()
-            && self.neighbors() > 0
+        // Our neighbour count can lag behind gossip's own view, so say
+        // goodbye whenever anyone might be listening: any known peer.
+        let anyone_listening =
+            self.neighbors() > 0 || !self.inner.catalog.lock().expect("catalog").is_empty(now_ms());
+        let sender = self.gossip_sender();
+        debug!(
+            peer = %self.inner.endpoint.id().fmt_short(),
+            neighbors = self.neighbors(),
+            joined = sender.is_some(),
+            anyone_listening,
+            "saying goodbye"
+        );
+        if let Some(sender) = sender
+            && anyone_listening
         {
             let departure = GracefulDeparture::new(
                 self.inner.local.key(),
                 self.inner.local.version(),
                 chrono::Utc::now(),
             );
-            if let Ok(bytes) = Announcement::GracefulDeparture(departure).encode()
-                && sender.broadcast(bytes).await.is_ok()
-            {
-                tokio::time::sleep(self.inner.config.graceful_departure_window).await;
+            let sent = match Announcement::GracefulDeparture(departure).encode() {
+                Ok(bytes) => sender.broadcast(bytes).await,
+                Err(e) => {
+                    warn!(error = %e, "could not encode our departure");
+                    return self.stop().await;
+                }
+            };
+            match sent {
+                Ok(()) => tokio::time::sleep(self.inner.config.graceful_departure_window).await,
+                Err(e) => debug!(error = %e, "departure not broadcast"),
             }
         }
+        self.stop().await;
+    }
+
+    async fn stop(&self) {
         self.inner.cancel.cancel();
         self.inner.tasks.close();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.inner.tasks.wait()).await;
