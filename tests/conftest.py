@@ -66,4 +66,4 @@ def reference_peer() -> Iterator[ReferencePeer]:
         # Shown by pytest only when the test failed.
         noise = ("hickory", "pkarr", "dns")  # the N0 preset failing to publish, as expected
         lines = [line for line in peer.stderr if not any(n in line for n in noise)]
-        print("reference peer stderr (tail):\n" + "".join(lines[-60:]))
+        print("reference peer stderr (tail):\n" + "".join(lines[-400:]))

@@ -165,6 +165,8 @@ async def test_rust_logs_reach_python_logging(caplog: pytest.LogCaptureFixture) 
         ({"bind": "localhost"}, ValueError, "bind"),
         ({"bind": "0.0.0.0:0"}, ValueError, "bind"),
         ({"local": "yes"}, TypeError, "local"),
+        ({"mdns": True}, ValueError, "mdns"),
+        ({"mdns": 1}, TypeError, "mdns"),
     ],
 )
 async def test_bad_arguments_are_named(

@@ -45,6 +45,7 @@ class Node:
         relay: str,
         bind: str | None,
         local: bool,
+        mdns: bool,
         discovery: tuple[float, float, float, float, float, int],
     ) -> Awaitable[Node]: ...
     @property

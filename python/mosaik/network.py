@@ -34,6 +34,7 @@ class Network:
         relay: str = "default",
         bind: str | None = None,
         local: bool = False,
+        mdns: bool = False,
         discovery: DiscoveryConfig | None = None,
     ) -> _Creating:
         """Starts a node of ``network`` (a name, or a 64-hex network id).
@@ -45,6 +46,8 @@ class Network:
         - ``bind``: ``"ip:port"`` to bind; any port when None.
         - ``local``: loopback only, no port mapping, mDNS, DHT or DNS; relays
           off unless ``relay`` names a (loopback) URL. Use it for tests.
+        - ``mdns``: also find peers' addresses on the LAN by mDNS (off, as in
+          mosaik; not allowed with ``local``).
         - ``discovery``: a :class:`DiscoveryConfig`; mosaik's defaults when None.
 
         Returns promptly whether or not a relay is reachable. The result can
@@ -58,6 +61,7 @@ class Network:
             _checks.check_str("relay", relay),
             _checks.check_optional_str("bind", bind),
             _checks.check_bool("local", local),
+            _checks.check_bool("mdns", mdns),
             _discovery_options(discovery),
         )
 

@@ -54,6 +54,10 @@ pub fn node_error(error: NodeError) -> PyErr {
             option,
             format!("must be a loopback address when local=True, got {value}"),
         ),
+        NodeError::Config(ConfigError::NotLocal { option }) => value_error(
+            option,
+            "reaches beyond loopback, so it cannot be combined with local=True",
+        ),
         NodeError::Config(e @ ConfigError::Bind(_)) => ConnectError::new_err(e.to_string()),
         NodeError::Closed => Closed::new_err("the network is closed"),
     }

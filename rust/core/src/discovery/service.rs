@@ -12,6 +12,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -33,6 +34,10 @@ use super::{
     sync,
 };
 use crate::primitives::Digest;
+
+/// How long a broadcast may take to reach lazy Plumtree neighbours
+/// (dispatch 5 ms + graft timeout 80 ms, with room for a busy peer).
+const LAZY_PUSH_SETTLE: Duration = Duration::from_millis(250);
 
 /// Where an entry came from: gossip entries must also be fresh (±drift).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +68,8 @@ struct Inner {
     /// Set once we say goodbye: nothing newer may be announced after it,
     /// or peers would take the newer entry as the peer coming back.
     departing: AtomicBool,
+    /// When we last broadcast our entry (see `shutdown`).
+    last_announce: Mutex<Option<tokio::time::Instant>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -97,6 +104,7 @@ impl Discovery {
                 gossip: Mutex::new(None),
                 neighbors: AtomicUsize::new(0),
                 departing: AtomicBool::new(false),
+                last_announce: Mutex::new(None),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -378,6 +386,7 @@ impl Discovery {
         let message = Announcement::OwnEntryUpdate(self.inner.local.current());
         match message.encode() {
             Ok(bytes) if bytes.len() < self.inner.config.max_gossip_message => {
+                *self.inner.last_announce.lock().expect("last announce") = Some(tokio::time::Instant::now());
                 if let Err(e) = sender.broadcast(bytes).await {
                     debug!(error = %e, "announce failed");
                 }
@@ -438,6 +447,13 @@ impl Discovery {
         let anyone_listening =
             self.neighbors() > 0 || !self.inner.catalog.lock().expect("catalog").is_empty(now_ms());
         let sender = self.gossip_sender();
+        // Stop every sync first: a snapshot carrying our entry that lands
+        // after the goodbye would bring us back in a mosaik catalog, which
+        // keeps no memory of departures. The gossip topic stays joined
+        // through `sender`.
+        self.inner.cancel.cancel();
+        self.inner.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.tasks.wait()).await;
         debug!(
             peer = %self.inner.endpoint.id().fmt_short(),
             neighbors = self.neighbors(),
@@ -445,32 +461,32 @@ impl Discovery {
             anyone_listening,
             "saying goodbye"
         );
-        if let Some(sender) = sender
-            && anyone_listening
-        {
-            let departure = GracefulDeparture::new(
-                self.inner.local.key(),
-                self.inner.local.version(),
-                chrono::Utc::now(),
-            );
-            let sent = match Announcement::GracefulDeparture(departure).encode() {
-                Ok(bytes) => sender.broadcast(bytes).await,
-                Err(e) => {
-                    warn!(error = %e, "could not encode our departure");
-                    return self.stop().await;
-                }
-            };
-            match sent {
+        let (Some(sender), true) = (sender, anyone_listening) else {
+            return;
+        };
+        // Plumtree sends lazily to some neighbours (an IHave, then a graft
+        // ~80 ms later), so our last entry can reach a peer after a goodbye
+        // sent right behind it, and bring us back there. Let it land first.
+        let last_announce = *self.inner.last_announce.lock().expect("last announce");
+        if let Some(at) = last_announce {
+            tokio::time::sleep_until(at + LAZY_PUSH_SETTLE).await;
+        }
+        let departure = GracefulDeparture::new(
+            self.inner.local.key(),
+            self.inner.local.version(),
+            chrono::Utc::now(),
+        );
+        match Announcement::GracefulDeparture(departure).encode() {
+            Ok(bytes) => match sender.broadcast(bytes).await {
                 Ok(()) => tokio::time::sleep(self.inner.config.graceful_departure_window).await,
                 Err(e) => debug!(error = %e, "departure not broadcast"),
-            }
+            },
+            Err(e) => warn!(error = %e, "could not encode our departure"),
         }
-        self.stop().await;
     }
 
-    async fn stop(&self) {
-        self.inner.cancel.cancel();
-        self.inner.tasks.close();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.inner.tasks.wait()).await;
+    /// Whether this node has started saying goodbye.
+    pub fn is_departing(&self) -> bool {
+        self.inner.departing.load(Ordering::Acquire)
     }
 }

@@ -174,6 +174,11 @@ impl std::fmt::Debug for SyncService {
 impl ProtocolHandler for SyncService {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let remote = connection.remote_id();
+        if self.discovery.is_departing() {
+            // Our snapshot would carry our entry past our goodbye.
+            crate::network::link::close_connection(&connection, CloseReason::GracefulShutdown);
+            return Ok(());
+        }
         let timeout = self.discovery.config().sync_timeout;
         match tokio::time::timeout(timeout, self.serve(connection)).await {
             Ok(Ok(taken)) => debug!(peer = %remote.fmt_short(), taken, "served catalog sync"),

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use iroh::{
     Endpoint, EndpointAddr, RelayMap, RelayMode, RelayUrl, SecretKey,
-    address_lookup::memory::MemoryLookup,
+    address_lookup::{mdns::MdnsAddressLookupBuilder, memory::MemoryLookup},
     dns::DnsResolver,
     endpoint::{PortmapperConfig, presets},
 };
@@ -36,6 +36,8 @@ pub struct NodeConfig {
     pub relay: RelayChoice,
     pub bind: Option<SocketAddr>,
     pub local: bool,
+    /// Find peers on the LAN by mDNS (off by default, as in mosaik; never in local mode).
+    pub mdns: bool,
     pub discovery: DiscoveryConfig,
 }
 
@@ -49,6 +51,7 @@ impl NodeConfig {
             relay: RelayChoice::Default,
             bind: None,
             local: false,
+            mdns: false,
             discovery: DiscoveryConfig::default(),
         }
     }
@@ -65,6 +68,9 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.local {
             return Ok(());
+        }
+        if self.mdns {
+            return Err(ConfigError::NotLocal { option: "mdns" });
         }
         if let Some(bind) = self.bind
             && !bind.ip().is_loopback()
@@ -126,6 +132,11 @@ impl NodeConfig {
                 None => builder,
             }
         };
+        let builder = if self.mdns {
+            builder.address_lookup(MdnsAddressLookupBuilder::default())
+        } else {
+            builder
+        };
         builder
             .secret_key(key)
             .relay_mode(self.relay_mode())
@@ -140,6 +151,8 @@ impl NodeConfig {
 pub enum ConfigError {
     #[error("{option} must be a loopback address when local=True, got {value}")]
     NotLoopback { option: &'static str, value: String },
+    #[error("{option} reaches beyond loopback, so it cannot be combined with local=True")]
+    NotLocal { option: &'static str },
     #[error("could not bind the endpoint: {0}")]
     Bind(String),
 }
