@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
+
+import mosaik
+
+from reference_peer import ReferencePeer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/interop/" in str(item.path):
             item.add_marker(pytest.mark.interop)
+
+
+@pytest.fixture
+async def rust_node(reference_peer: ReferencePeer) -> dict[str, Any]:
+    """A real mosaik node of network "demo", tagged "api", on a local relay."""
+    relay = await reference_peer.ask({"cmd": "relay"})
+    started = await reference_peer.ask(
+        {"cmd": "start", "network": "demo", "relay": relay["url"], "tags": ["api"]}
+    )
+    started["relay"] = relay["url"]
+    return started
+
+
+@pytest.fixture
+async def our_node(rust_node: dict[str, Any]) -> AsyncIterator[mosaik.Network]:
+    """One of our nodes of the same network, tagged "python", on the same relay."""
+    async with mosaik.Network.create(
+        "demo", local=True, relay=rust_node["relay"], tags=("python",)
+    ) as net:
+        yield net

@@ -3,33 +3,12 @@ works in both directions between it and our nodes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 import mosaik
 
 from reference_peer import ReferencePeer
 from tickets import decode
-
-
-@pytest.fixture
-async def rust_node(reference_peer: ReferencePeer) -> dict[str, Any]:
-    relay = await reference_peer.ask({"cmd": "relay"})
-    started = await reference_peer.ask(
-        {"cmd": "start", "network": "demo", "relay": relay["url"], "tags": ["api"]}
-    )
-    started["relay"] = relay["url"]
-    return started
-
-
-@pytest.fixture
-async def our_node(rust_node: dict[str, Any]) -> AsyncIterator[mosaik.Network]:
-    async with mosaik.Network.create(
-        "demo", local=True, relay=rust_node["relay"], tags=("python",)
-    ) as net:
-        yield net
 
 
 async def test_the_rust_node_starts_on_the_local_relay(rust_node: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@
 pub mod announce;
 pub mod catalog;
 pub mod config;
+pub mod dht;
 pub mod entry;
 pub mod event;
 pub mod local;
