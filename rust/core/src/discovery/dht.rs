@@ -19,11 +19,7 @@ use std::{collections::BTreeSet, net::Ipv4Addr, time::Duration};
 
 use futures::future::join_all;
 use iroh::{EndpointAddr, EndpointId, RelayUrl, TransportAddr};
-use pkarr::{
-    Client, Keypair, SignedPacket, Timestamp,
-    dns::rdata::RData,
-    errors::PublishError,
-};
+use pkarr::{Client, Keypair, SignedPacket, Timestamp, dns::rdata::RData, errors::PublishError};
 use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
@@ -37,7 +33,7 @@ pub const CHAIN_DEPTH: usize = 16;
 /// publish before claiming a slot again (a fresh write may not be visible
 /// to the next lookup yet, and we must not fill the chain with ourselves).
 const RECORD_TTL: Duration = Duration::from_secs(600);
-/// Bound on one ping of a listed peer, and on each DHT request.
+/// Bound on one ping of a listed peer.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// Lost compare-and-swaps retried at once before waiting for the next round.
 const MAX_IMMEDIATE_RETRIES: u32 = 3;
@@ -54,6 +50,10 @@ pub struct DhtConfig {
     pub relaxed_interval: Duration,
     /// Time between rounds while we have none, so a lone node joins quickly.
     pub aggressive_interval: Duration,
+    /// Bound on each DHT request (mosaik: 5 s). A lookup or publish ends
+    /// only once every node it asked has answered or timed out, and some
+    /// node rarely answers, so each one usually takes about this long.
+    pub request_timeout: Duration,
 }
 
 impl Default for DhtConfig {
@@ -63,6 +63,7 @@ impl Default for DhtConfig {
             bind_localhost: false,
             relaxed_interval: Duration::from_secs(60),
             aggressive_interval: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -120,10 +121,11 @@ async fn run(discovery: Discovery, config: DhtConfig) {
         };
         if let Some((slot, cas)) = target {
             match publish(&discovery, &client, &slots[slot], cas).await {
-                Ok(()) => {
+                Ok(true) => {
                     debug!(slot, "published ourselves in the DHT bootstrap chain");
                     last_published = Some(Instant::now());
                 }
+                Ok(false) => {}
                 // Someone wrote the slot since we read it: look again now.
                 // The bound keeps a slot that always refuses us (say, a
                 // record stamped by a clock ahead of ours) from spinning.
@@ -144,7 +146,10 @@ fn build_client(config: &DhtConfig) -> Result<Client, pkarr::errors::BuildError>
     let mut builder = Client::builder();
     // Mainline only (mosaik's choice): no HTTP relays, and no cache, since
     // each round wants what the DHT holds now.
-    builder.no_relays().cache_size(0).request_timeout(PING_TIMEOUT);
+    builder
+        .no_relays()
+        .cache_size(0)
+        .request_timeout(config.request_timeout);
     if let Some(nodes) = &config.bootstrap {
         builder.bootstrap(nodes);
     }
@@ -183,9 +188,10 @@ async fn scan_chain(discovery: &Discovery, client: &Client, slots: &[Keypair]) -
             SlotState::Unhealthy(timestamp) => scan.free_slots.push((index, Some(timestamp))),
             SlotState::Healthy => {}
             SlotState::Ours { current: true, .. } => scan.listed = true,
-            SlotState::Ours { current: false, timestamp } => {
-                scan.stale_own_slot = Some((index, timestamp))
-            }
+            SlotState::Ours {
+                current: false,
+                timestamp,
+            } => scan.stale_own_slot = Some((index, timestamp)),
         }
     }
     scan
@@ -234,23 +240,26 @@ fn pick_random(free_slots: &[(usize, Option<Timestamp>)]) -> Option<(usize, Opti
     Some(free_slots[rand::random_range(0..free_slots.len())])
 }
 
+/// Writes our record into `slot`; `Ok(false)` when there was nothing worth
+/// writing, so the next round tries again.
 async fn publish(
     discovery: &Discovery,
     client: &Client,
     slot: &Keypair,
     cas: Option<Timestamp>,
-) -> Result<(), PublishError> {
+) -> Result<bool, PublishError> {
     let addr = discovery.endpoint().addr();
     // A record with no address would only send peers to a dead end.
     if reachable_part(&addr).is_empty() {
         trace!("no address to publish yet");
-        return Ok(());
+        return Ok(false);
     }
     match build_record(&addr, slot) {
-        Ok(packet) => client.publish(&packet, cas).await,
+        Ok(packet) => client.publish(&packet, cas).await.map(|()| true),
         Err(e) => {
+            // pkarr caps a packet at 1000 bytes: too many addresses.
             warn!(error = %e, "our DHT bootstrap record cannot be built");
-            Ok(())
+            Ok(false)
         }
     }
 }
