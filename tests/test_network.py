@@ -167,6 +167,8 @@ async def test_rust_logs_reach_python_logging(caplog: pytest.LogCaptureFixture) 
         ({"local": "yes"}, TypeError, "local"),
         ({"mdns": True}, ValueError, "mdns"),
         ({"mdns": 1}, TypeError, "mdns"),
+        ({"dht": True}, ValueError, "dht"),
+        ({"dht": "on"}, TypeError, "dht"),
     ],
 )
 async def test_bad_arguments_are_named(

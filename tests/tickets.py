@@ -69,11 +69,14 @@ def decode(ticket: str) -> Ticket:
     return Ticket(peer_id, relays, ips)
 
 
-def encode(peer_id: str, ipv4s: list[tuple[str, int]]) -> str:
-    """A ticket for ``peer_id`` reachable (supposedly) at the given IPv4 addresses."""
+def encode(peer_id: str, ipv4s: list[tuple[str, int]], relays: tuple[str, ...] = ()) -> str:
+    """A ticket for ``peer_id`` reachable (supposedly) at the given relays and IPv4 addresses."""
     data = bytearray(b"\x00")
     data += bytes.fromhex(peer_id)
-    data += _varint(len(ipv4s))
+    data += _varint(len(relays) + len(ipv4s))
+    for url in sorted(relays):  # Relay (variant 0) sorts before Ip (variant 1)
+        raw = url.encode()
+        data += b"\x00" + _varint(len(raw)) + raw
     for ip, port in sorted(ipv4s):
         data += b"\x01\x00" + ipaddress.IPv4Address(ip).packed + _varint(port)
     return PREFIX + base64.b32encode(bytes(data)).decode().rstrip("=").lower()

@@ -46,6 +46,7 @@ class Node:
         bind: str | None,
         local: bool,
         mdns: bool,
+        dht: bool | None,
         discovery: tuple[float, float, float, float, float, int],
     ) -> Awaitable[Node]: ...
     @property

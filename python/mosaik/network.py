@@ -35,6 +35,7 @@ class Network:
         bind: str | None = None,
         local: bool = False,
         mdns: bool = False,
+        dht: bool | None = None,
         discovery: DiscoveryConfig | None = None,
     ) -> _Creating:
         """Starts a node of ``network`` (a name, or a 64-hex network id).
@@ -48,6 +49,8 @@ class Network:
           off unless ``relay`` names a (loopback) URL. Use it for tests.
         - ``mdns``: also find peers' addresses on the LAN by mDNS (off, as in
           mosaik; not allowed with ``local``).
+        - ``dht``: find peers of the network through the public Mainline DHT;
+          on by default as in mosaik, off (and not allowed) with ``local``.
         - ``discovery``: a :class:`DiscoveryConfig`; mosaik's defaults when None.
 
         Returns promptly whether or not a relay is reachable. The result can
@@ -62,6 +65,7 @@ class Network:
             _checks.check_optional_str("bind", bind),
             _checks.check_bool("local", local),
             _checks.check_bool("mdns", mdns),
+            None if dht is None else _checks.check_bool("dht", dht),
             _discovery_options(discovery),
         )
 

@@ -81,7 +81,7 @@ async def test_departures_cross_in_both_directions(
     reference_peer: ReferencePeer, rust_node: dict[str, Any], our_node: mosaik.Network
 ) -> None:
     events = our_node.discovery.events()
-    async with mosaik.Network.create("demo", local=True, relay=rust_node["relay"]) as leaving:
+    async with mosaik.Network.create("demo", local=True) as leaving:
         await leaving.discovery.sync_with(rust_node["address"])
         await rust_sees(reference_peer, leaving)
         await our_node.discovery.sync_with(rust_node["address"])

@@ -98,7 +98,7 @@ fn parse_relay(relay: &str) -> PyResult<RelayChoice> {
 impl PyNode {
     /// Starts a node; resolves to a `Node` once the endpoint is bound.
     #[staticmethod]
-    #[pyo3(signature = (network, secret_key, tags, bootstrap, relay, bind, local, mdns, discovery))]
+    #[pyo3(signature = (network, secret_key, tags, bootstrap, relay, bind, local, mdns, dht, discovery))]
     #[allow(clippy::too_many_arguments)]
     fn create<'py>(
         py: Python<'py>,
@@ -110,6 +110,7 @@ impl PyNode {
         bind: Option<&str>,
         local: bool,
         mdns: bool,
+        dht: Option<bool>,
         discovery: DiscoveryOptions,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut config = NodeConfig::new(Digest::from_name(network));
@@ -128,6 +129,7 @@ impl PyNode {
             .transpose()?;
         config.local = local;
         config.mdns = mdns;
+        config.dht = dht.unwrap_or(!local);
         discovery.apply(&mut config.discovery)?;
         config.validate().map_err(|e| node_error(e.into()))?;
         runtime::into_py_future(py, async move {

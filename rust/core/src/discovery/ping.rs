@@ -13,7 +13,7 @@ use iroh::{
     endpoint::Connection,
     protocol::{AcceptError, ProtocolHandler},
 };
-use tracing::debug;
+use tracing::{debug, trace};
 
 use super::{entry::SignedPeerEntry, local::LocalPeer};
 use crate::network::{
@@ -33,10 +33,14 @@ pub async fn ping(
     addr: EndpointAddr,
     timeout: Duration,
 ) -> Result<SignedPeerEntry, LinkError> {
+    let peer = addr.id;
     tokio::time::timeout(timeout, async {
         let mut link = Link::<Ping>::open(endpoint, addr).await?;
+        trace!(peer = %peer.fmt_short(), "ping: link open");
         link.send(&()).await?;
+        trace!(peer = %peer.fmt_short(), "ping: request sent");
         let reply: SignedPeerEntry = link.recv().await?;
+        trace!(peer = %peer.fmt_short(), "ping: reply received");
         link.close(CloseReason::Success, Duration::from_millis(500)).await;
         Ok(reply)
     })

@@ -38,6 +38,9 @@ pub struct NodeConfig {
     pub local: bool,
     /// Find peers on the LAN by mDNS (off by default, as in mosaik; never in local mode).
     pub mdns: bool,
+    /// Find peers of the network through the public Mainline DHT (on by
+    /// default, as in mosaik; never in local mode).
+    pub dht: bool,
     pub discovery: DiscoveryConfig,
 }
 
@@ -52,6 +55,7 @@ impl NodeConfig {
             bind: None,
             local: false,
             mdns: false,
+            dht: true,
             discovery: DiscoveryConfig::default(),
         }
     }
@@ -60,6 +64,7 @@ impl NodeConfig {
     pub fn local(network: Digest) -> Self {
         Self {
             local: true,
+            dht: false,
             ..Self::new(network)
         }
     }
@@ -71,6 +76,9 @@ impl NodeConfig {
         }
         if self.mdns {
             return Err(ConfigError::NotLocal { option: "mdns" });
+        }
+        if self.dht {
+            return Err(ConfigError::NotLocal { option: "dht" });
         }
         if let Some(bind) = self.bind
             && !bind.ip().is_loopback()

@@ -27,7 +27,7 @@ use super::{
     protocol::{ANNOUNCE_ALPN, CatalogSync, Ping, Protocol},
 };
 use crate::{
-    discovery::{Discovery, SignedPeerEntry, local::LocalPeer, ping, sync::SyncService, worker},
+    discovery::{Discovery, SignedPeerEntry, dht, local::LocalPeer, ping, sync::SyncService, worker},
     primitives::Digest,
 };
 
@@ -95,6 +95,9 @@ impl Node {
             .spawn();
         let tasks = discovery.tasks().clone();
         tasks.spawn(worker::run(discovery.clone(), gossip, config.bootstrap.clone()));
+        if config.dht {
+            dht::spawn(discovery.clone(), dht::DhtConfig::default());
+        }
         info!(peer = %endpoint.id().fmt_short(), network = ?config.network, local = config.local, "node started");
         Ok(Self {
             inner: Arc::new(Inner {
