@@ -76,6 +76,10 @@ class ReferencePeer:
         self.process.stdin.flush()
         return self._next()
 
+    async def ask_async_raw(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Sends a command and returns the answer, refusals included."""
+        return await asyncio.to_thread(self.ask_sync, command)
+
     async def ask(self, command: dict[str, Any]) -> dict[str, Any]:
         """Sends a command; raises if the peer answers with an error."""
         answer = await asyncio.to_thread(self.ask_sync, command)
