@@ -8,11 +8,13 @@
 //! - [`primitives`]: 32-byte ids (`Digest`) and postcard helpers;
 //! - [`network`]: the endpoint builder, the `Link` framing, close reasons
 //!   and the running [`network::Node`];
-//! - [`discovery`]: the signed peer entry and the ping protocol.
+//! - [`discovery`]: signed peer entries, catalog, gossip, sync, ping, DHT;
+//! - [`streams`]: producers, consumers and the subscription acceptor.
 
 pub mod discovery;
 pub mod network;
 pub mod primitives;
+pub mod streams;
 
 pub use network::{Node, NodeConfig, NodeError, RelayChoice};
 pub use primitives::Digest;

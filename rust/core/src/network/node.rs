@@ -24,11 +24,12 @@ use super::{
     address::format_address,
     config::{ConfigError, NodeConfig},
     link::LinkError,
-    protocol::{ANNOUNCE_ALPN, CatalogSync, Ping, Protocol},
+    protocol::{ANNOUNCE_ALPN, CatalogSync, Ping, Protocol, Streams as StreamsProtocol},
 };
 use crate::{
     discovery::{Discovery, SignedPeerEntry, dht, local::LocalPeer, ping, sync::SyncService, worker},
     primitives::Digest,
+    streams::Streams,
 };
 
 /// Bound on saying goodbye (the departure window is 500 ms).
@@ -54,6 +55,7 @@ struct Inner {
     endpoint: Endpoint,
     router: Router,
     discovery: Discovery,
+    streams: Streams,
     lookup: MemoryLookup,
     bootstrap: Vec<EndpointAddr>,
     closed: AtomicBool,
@@ -88,10 +90,12 @@ impl Node {
             .alpn(ANNOUNCE_ALPN)
             .max_message_size(config.discovery.max_gossip_message)
             .spawn(endpoint.clone());
+        let streams = Streams::new(discovery.clone());
         let router = Router::builder(endpoint.clone())
             .accept(ANNOUNCE_ALPN, gossip.clone())
             .accept(CatalogSync::ALPN, SyncService::new(discovery.clone()))
             .accept(Ping::ALPN, ping::PingService::new(local, endpoint.clone()))
+            .accept(StreamsProtocol::ALPN, streams.clone())
             .spawn();
         let tasks = discovery.tasks().clone();
         tasks.spawn(worker::run(discovery.clone(), gossip, config.bootstrap.clone()));
@@ -104,6 +108,7 @@ impl Node {
                 endpoint,
                 router,
                 discovery,
+                streams,
                 lookup,
                 bootstrap: config.bootstrap,
                 closed: AtomicBool::new(false),
@@ -122,6 +127,10 @@ impl Node {
 
     pub fn discovery(&self) -> &Discovery {
         &self.inner.discovery
+    }
+
+    pub fn streams(&self) -> &Streams {
+        &self.inner.streams
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -174,7 +183,8 @@ impl Node {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        // Say goodbye first, while the endpoint can still carry it.
+        // Producers tell their consumers first (204), then discovery says goodbye.
+        self.inner.streams.close();
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.inner.discovery.shutdown()).await;
         // Closing the endpoint drains QUIC connections (3 probe timeouts:
         // 2-4 s with many peers, measured with 32 nodes). Wait a little, then

@@ -1,0 +1,157 @@
+//! Streams: typed publish/subscribe over `/mosaik/streams/1.0`.
+//!
+//! [`Streams`] owns this node's producers (one sink per stream id) and
+//! accepts subscriptions, checking in mosaik's order: the consumer is in
+//! our catalog (401 before the handshake is read), the handshake arrives in
+//! time and decodes (400), the network matches (101), the stream exists
+//! (10404), and the producer has capacity (10509, in the fan-out worker).
+//! Consumers follow the catalog on their own ([`consumer`]).
+
+pub mod backoff;
+pub mod consumer;
+pub mod handshake;
+pub mod producer;
+pub mod status;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use iroh::{
+    endpoint::Connection,
+    protocol::{AcceptError, ProtocolHandler},
+};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+pub use self::{
+    consumer::{Consumer, ConsumerConfig},
+    producer::{Lagging, Producer, ProducerConfig, SendError},
+};
+use self::{handshake::ConsumerHandshake, producer::Subscribe};
+use crate::{
+    discovery::Discovery,
+    network::{CloseReason, Link, link::close_connection, protocol::Streams as StreamsProtocol},
+    primitives::Digest,
+};
+
+/// Bound on a consumer's handshake after it opened the stream (mosaik has none).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamsError {
+    #[error("this node already has a producer for stream {0}")]
+    DuplicateProducer(Digest),
+}
+
+#[derive(Clone)]
+pub struct Streams {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    discovery: Discovery,
+    sinks: Mutex<HashMap<Digest, (Producer, mpsc::Sender<Subscribe>)>>,
+}
+
+impl Streams {
+    pub fn new(discovery: Discovery) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                discovery,
+                sinks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Starts producing `config.stream_id` and advertises it in our entry.
+    pub async fn producer(&self, config: ProducerConfig) -> Result<Producer, StreamsError> {
+        let stream = config.stream_id;
+        let producer = {
+            let mut sinks = self.inner.sinks.lock().expect("sinks");
+            if let Some((existing, _)) = sinks.get(&stream)
+                && !existing.is_closed()
+            {
+                return Err(StreamsError::DuplicateProducer(stream));
+            }
+            let (producer, subscribe) = Producer::spawn(config, self.inner.discovery.network());
+            sinks.insert(stream, (producer.clone(), subscribe));
+            producer
+        };
+        // Stream ids stay advertised, as in mosaik: consumers learn "gone" from 204.
+        self.inner
+            .discovery
+            .update_local(|entry| entry.streams.insert(stream))
+            .await;
+        Ok(producer)
+    }
+
+    pub fn consumer(&self, config: ConsumerConfig) -> Consumer {
+        Consumer::spawn(config, self.inner.discovery.clone())
+    }
+
+    /// Closes every producer (204 to their consumers).
+    pub fn close(&self) {
+        for (producer, _) in self.inner.sinks.lock().expect("sinks").values() {
+            producer.close();
+        }
+    }
+
+    fn sink(&self, stream: &Digest) -> Option<mpsc::Sender<Subscribe>> {
+        let sinks = self.inner.sinks.lock().expect("sinks");
+        sinks
+            .get(stream)
+            .filter(|(p, _)| !p.is_closed())
+            .map(|(_, s)| s.clone())
+    }
+
+    async fn accept_subscription(&self, connection: Connection) -> Result<(), String> {
+        let remote = connection.remote_id();
+        if !self.inner.discovery.knows(&remote) {
+            close_connection(&connection, CloseReason::UnknownPeer);
+            return Err("unknown peer (401)".into());
+        }
+        let mut link = Link::<StreamsProtocol>::accept(connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        let handshake: ConsumerHandshake = match tokio::time::timeout(HANDSHAKE_TIMEOUT, link.recv()).await {
+            Ok(Ok(handshake)) => handshake,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("no handshake in time".into()),
+        };
+        if handshake.network_id != self.inner.discovery.network() {
+            link.close(CloseReason::DifferentNetwork, Duration::from_millis(200))
+                .await;
+            return Err("different network (101)".into());
+        }
+        let Some(sink) = self.sink(&handshake.stream_id) else {
+            link.close(CloseReason::StreamNotFound, Duration::from_millis(200))
+                .await;
+            return Err(format!("no producer for {} (10404)", handshake.stream_id));
+        };
+        if let Err(mpsc::error::SendError((link, _))) = sink.send((link, remote)).await {
+            link.close(CloseReason::StreamNotFound, Duration::from_millis(200))
+                .await;
+            return Err("producer closed (10404)".into());
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Streams")
+    }
+}
+
+impl ProtocolHandler for Streams {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let remote = connection.remote_id();
+        if let Err(reason) = self.accept_subscription(connection).await {
+            debug!(peer = %remote.fmt_short(), reason, "subscription refused");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,156 @@
+//! Streams between our nodes on loopback: delivery in order, the acceptor's
+//! close codes, and graceful producer shutdown.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use mosaik_core::{
+    Digest, Node, NodeConfig,
+    network::{CloseReason, Link, protocol::Streams as StreamsProtocol},
+    streams::{
+        ConsumerConfig, ProducerConfig,
+        handshake::{ConsumerHandshake, Criteria, StartStream},
+    },
+};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn pair(network: &str) -> (Node, Node) {
+    let a = Node::spawn(NodeConfig::local(Digest::from_name(network)))
+        .await
+        .unwrap();
+    let mut config = NodeConfig::local(Digest::from_name(network));
+    config.bootstrap = vec![a.addr()];
+    let b = Node::spawn(config).await.unwrap();
+    tokio::time::timeout(WAIT, a.discovery().wait_for_peers(1))
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, b.discovery().wait_for_peers(1))
+        .await
+        .unwrap();
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_datum_arrives_in_order() {
+    let (a, b) = pair("streams-order").await;
+    let stream = Digest::from_name("numbers");
+    let producer = a.streams().producer(ProducerConfig::new(stream)).await.unwrap();
+    let consumer = b.streams().consumer(ConsumerConfig::new(stream));
+    tokio::time::timeout(WAIT, consumer.subscribed(1))
+        .await
+        .expect("consumer connects");
+    tokio::time::timeout(WAIT, producer.subscribed(1))
+        .await
+        .expect("producer sees it");
+    let sender = tokio::spawn({
+        let producer = producer.clone();
+        async move {
+            for i in 0u32..5000 {
+                producer
+                    .send(Bytes::from(i.to_be_bytes().to_vec()))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let mut next = 0u32;
+    while next < 5000 {
+        let batch = tokio::time::timeout(WAIT, consumer.recv_batch(512))
+            .await
+            .expect("datums keep coming");
+        for datum in batch {
+            assert_eq!(u32::from_be_bytes(datum[..].try_into().unwrap()), next);
+            next += 1;
+        }
+    }
+    sender.await.unwrap();
+    assert_eq!(producer.stats().datums(), 5000);
+    assert_eq!(consumer.stats().datums(), 5000);
+    assert_eq!(consumer.stats().bytes(), 5000 * 4);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_the_producer_ends_the_subscription_for_good() {
+    let (a, b) = pair("streams-close").await;
+    let stream = Digest::from_name("ticks");
+    let producer = a.streams().producer(ProducerConfig::new(stream)).await.unwrap();
+    let consumer = b.streams().consumer(ConsumerConfig::new(stream));
+    tokio::time::timeout(WAIT, consumer.subscribed(1)).await.unwrap();
+    assert!(
+        a.streams().producer(ProducerConfig::new(stream)).await.is_err(),
+        "one producer per stream"
+    );
+    producer.close();
+    tokio::time::timeout(WAIT, async {
+        while consumer.producers() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the consumer sees the producer go");
+    // 204 is terminal: no reconnect even though the stream is still advertised.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(consumer.producers(), 0);
+    a.close().await;
+    b.close().await;
+}
+
+async fn raw_subscribe(from: &Node, to: &Node, network: &str, stream: &str) -> Result<StartStream, u64> {
+    let mut link = Link::<StreamsProtocol>::open(from.endpoint(), to.addr())
+        .await
+        .unwrap();
+    let handshake = ConsumerHandshake {
+        network_id: Digest::from_name(network),
+        stream_id: Digest::from_name(stream),
+        criteria: Criteria {},
+    };
+    link.send(&handshake).await.unwrap();
+    match tokio::time::timeout(WAIT, link.recv::<StartStream>())
+        .await
+        .unwrap()
+    {
+        Ok(start) => Ok(start),
+        Err(e) => Err(e.remote_code().unwrap_or_else(|| panic!("{e}"))),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_acceptor_refuses_with_mosaiks_codes() {
+    let (a, b) = pair("streams-accept").await;
+    a.streams()
+        .producer(ProducerConfig::new(Digest::from_name("known")))
+        .await
+        .unwrap();
+    let start = raw_subscribe(&b, &a, "streams-accept", "known").await.unwrap();
+    assert_eq!(
+        start,
+        StartStream(Digest::from_name("streams-accept"), Digest::from_name("known"))
+    );
+    assert_eq!(
+        raw_subscribe(&b, &a, "streams-accept", "unknown")
+            .await
+            .unwrap_err(),
+        u64::from(CloseReason::StreamNotFound.code())
+    );
+    assert_eq!(
+        raw_subscribe(&b, &a, "another-network", "known")
+            .await
+            .unwrap_err(),
+        u64::from(CloseReason::DifferentNetwork.code())
+    );
+    let stranger = Node::spawn(NodeConfig::local(Digest::from_name("streams-accept")))
+        .await
+        .unwrap();
+    assert_eq!(
+        raw_subscribe(&stranger, &a, "streams-accept", "known")
+            .await
+            .unwrap_err(),
+        u64::from(CloseReason::UnknownPeer.code())
+    );
+    for node in [a, b, stranger] {
+        node.close().await;
+    }
+}
