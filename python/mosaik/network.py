@@ -9,6 +9,7 @@ from typing import Any
 from . import _checks
 from ._mosaik import Node
 from .discovery import Discovery, DiscoveryConfig
+from .streams import Streams
 
 
 class Network:
@@ -23,6 +24,7 @@ class Network:
             raise TypeError("use `await Network.create(...)` to start a network")
         self._node = node
         self._discovery = Discovery(node)
+        self._streams = Streams(node)
 
     @staticmethod
     def create(
@@ -90,6 +92,10 @@ class Network:
     @property
     def discovery(self) -> Discovery:
         return self._discovery
+
+    @property
+    def streams(self) -> Streams:
+        return self._streams
 
     async def close(self) -> None:
         """Closes the node gracefully. Idempotent."""

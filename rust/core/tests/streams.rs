@@ -35,7 +35,7 @@ async fn pair(network: &str) -> (Node, Node) {
 async fn every_datum_arrives_in_order() {
     let (a, b) = pair("streams-order").await;
     let stream = Digest::from_name("numbers");
-    let producer = a.streams().producer(ProducerConfig::new(stream)).await.unwrap();
+    let producer = a.streams().producer(ProducerConfig::new(stream)).unwrap();
     let consumer = b.streams().consumer(ConsumerConfig::new(stream));
     tokio::time::timeout(WAIT, consumer.subscribed(1))
         .await
@@ -76,11 +76,11 @@ async fn every_datum_arrives_in_order() {
 async fn closing_the_producer_ends_the_subscription_for_good() {
     let (a, b) = pair("streams-close").await;
     let stream = Digest::from_name("ticks");
-    let producer = a.streams().producer(ProducerConfig::new(stream)).await.unwrap();
+    let producer = a.streams().producer(ProducerConfig::new(stream)).unwrap();
     let consumer = b.streams().consumer(ConsumerConfig::new(stream));
     tokio::time::timeout(WAIT, consumer.subscribed(1)).await.unwrap();
     assert!(
-        a.streams().producer(ProducerConfig::new(stream)).await.is_err(),
+        a.streams().producer(ProducerConfig::new(stream)).is_err(),
         "one producer per stream"
     );
     producer.close();
@@ -122,7 +122,6 @@ async fn the_acceptor_refuses_with_mosaiks_codes() {
     let (a, b) = pair("streams-accept").await;
     a.streams()
         .producer(ProducerConfig::new(Digest::from_name("known")))
-        .await
         .unwrap();
     let start = raw_subscribe(&b, &a, "streams-accept", "known").await.unwrap();
     assert_eq!(

@@ -10,6 +10,7 @@ mod errors;
 mod logging;
 mod network;
 mod runtime;
+mod streams;
 
 use mosaik_core::Digest;
 use pyo3::{prelude::*, types::PyBytes};
@@ -52,6 +53,8 @@ fn _mosaik(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(py, module)?;
     module.add_class::<network::PyNode>()?;
     module.add_class::<discovery::PyDiscoveryEvents>()?;
+    module.add_class::<streams::PyProducer>()?;
+    module.add_class::<streams::PyConsumer>()?;
     module.add_function(wrap_pyfunction!(id_of, module)?)?;
     module.add_function(wrap_pyfunction!(_shutdown, module)?)?;
     module.add_function(wrap_pyfunction!(_inflight, module)?)?;

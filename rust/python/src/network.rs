@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use crate::{
     discovery,
     errors::{Closed, link_error, node_error, value_error},
-    runtime,
+    runtime, streams,
 };
 
 /// What a ping (and later the catalog) tells about a peer, as plain values:
@@ -218,6 +218,23 @@ impl PyNode {
 
     fn events(&self) -> discovery::PyDiscoveryEvents {
         discovery::PyDiscoveryEvents::new(&self.node)
+    }
+
+    #[pyo3(signature = (stream, buffer_size, lagging, max_consumers))]
+    fn producer(
+        &self,
+        stream: &str,
+        buffer_size: usize,
+        lagging: &str,
+        max_consumers: Option<usize>,
+    ) -> PyResult<streams::PyProducer> {
+        self.check_open()?;
+        streams::producer(&self.node, stream, buffer_size, lagging, max_consumers)
+    }
+
+    fn consumer(&self, stream: &str, queue_size: usize) -> PyResult<streams::PyConsumer> {
+        self.check_open()?;
+        streams::consumer(&self.node, stream, queue_size)
     }
 
     /// Closes the node; idempotent.

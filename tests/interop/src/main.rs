@@ -18,7 +18,10 @@
 //!   `decode_entry`, `encode_entry`, `decode_snapshot` (`vectors.rs`),
 //!   `decode_announcement`, `encode_departure` (`announce.rs`);
 //! - gossip spy: `gossip_join`, `gossip_messages`, `gossip_broadcast`
-//!   (`spy.rs`).
+//!   (`spy.rs`);
+//! - streams of the running node: `produce`, `send`, `wait_subscribed`,
+//!   `close_producer`, `consume`, `received`, `wait_producers`
+//!   (`streams.rs`).
 //!
 //! See `wire.rs` for the JSON shape of addresses and peer entries.
 
@@ -27,6 +30,7 @@ mod catalog;
 mod events;
 mod node;
 mod spy;
+mod streams;
 mod vectors;
 mod wire;
 
@@ -45,6 +49,8 @@ use {
     tracing_subscriber::EnvFilter,
 };
 
+/// Error of node commands sent before `start`.
+const NO_NODE: &str = "no node running; send `start` first";
 /// Upper bound for `start` (building the node awaits `endpoint.online()`).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Upper bound for a single `ping`, `sync` or `sync_raw` exchange.
@@ -100,13 +106,14 @@ fn emit(value: &Value) {
     let _ = out.flush();
 }
 
-/// Process state: at most one relay, one mosaik node (with its event log)
-/// and one gossip spy.
+/// Process state: at most one relay, one mosaik node (with its event log
+/// and stream handles) and one gossip spy.
 #[derive(Default)]
 struct Peer {
     relay: Option<Relay>,
     network: Option<Network>,
     events: Option<EventLog>,
+    streams: streams::Registry,
     spy: Option<Spy>,
 }
 
@@ -161,6 +168,14 @@ impl Peer {
             "gossip_join" => self.gossip_join(cmd).await,
             "gossip_messages" => Ok(self.spy()?.drain()),
             "gossip_broadcast" => self.spy()?.broadcast(cmd).await,
+            // streams of the running node
+            "produce" => self.streams.produce(self.network.as_ref().context(NO_NODE)?, cmd),
+            "send" => self.streams.send(cmd).await,
+            "wait_subscribed" => self.streams.wait_subscribed(cmd).await,
+            "close_producer" => self.streams.close_producer(cmd),
+            "consume" => self.streams.consume(self.network.as_ref().context(NO_NODE)?, cmd),
+            "received" => self.streams.received(cmd).await,
+            "wait_producers" => self.streams.wait_producers(cmd).await,
             "" => bail!("missing string field `cmd`"),
             other => bail!("unknown command `{other}`"),
         }
@@ -253,9 +268,7 @@ impl Peer {
     }
 
     fn node(&self) -> Result<&Network> {
-        self.network
-            .as_ref()
-            .context("no node running; send `start` first")
+        self.network.as_ref().context(NO_NODE)
     }
 
     fn spy(&self) -> Result<&Spy> {
@@ -270,6 +283,7 @@ impl Peer {
         if let Some(spy) = self.spy.take() {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, spy.close()).await;
         }
+        self.streams = streams::Registry::default();
         if let Some(network) = self.network.take() {
             let endpoint = network.local().endpoint().clone();
             drop(network); // cancels mosaik's background tasks

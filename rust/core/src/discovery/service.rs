@@ -340,7 +340,8 @@ impl Discovery {
         });
     }
 
-    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+    /// Runs `task` until it ends or discovery shuts down.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         let cancel = self.inner.cancel.clone();
         self.inner.tasks.spawn(async move {
             tokio::select! {

@@ -127,6 +127,16 @@ impl Consumer {
         self.queue.lock().await.recv().await
     }
 
+    /// A datum if one is ready; `Err(true)` once closed and drained.
+    pub fn try_recv(&self) -> Result<Bytes, bool> {
+        let Ok(mut queue) = self.queue.try_lock() else {
+            return Err(false);
+        };
+        queue
+            .try_recv()
+            .map_err(|e| matches!(e, mpsc::error::TryRecvError::Disconnected))
+    }
+
     /// Up to `max` datums, waiting for the first; empty once closed and drained.
     pub async fn recv_batch(&self, max: usize) -> Vec<Bytes> {
         let mut queue = self.queue.lock().await;

@@ -66,8 +66,9 @@ impl Streams {
         }
     }
 
-    /// Starts producing `config.stream_id` and advertises it in our entry.
-    pub async fn producer(&self, config: ProducerConfig) -> Result<Producer, StreamsError> {
+    /// Starts producing `config.stream_id` and advertises it in our entry
+    /// (announced in the background).
+    pub fn producer(&self, config: ProducerConfig) -> Result<Producer, StreamsError> {
         let stream = config.stream_id;
         let producer = {
             let mut sinks = self.inner.sinks.lock().expect("sinks");
@@ -81,10 +82,10 @@ impl Streams {
             producer
         };
         // Stream ids stay advertised, as in mosaik: consumers learn "gone" from 204.
-        self.inner
-            .discovery
-            .update_local(|entry| entry.streams.insert(stream))
-            .await;
+        let discovery = self.inner.discovery.clone();
+        self.inner.discovery.spawn(async move {
+            discovery.update_local(|entry| entry.streams.insert(stream)).await;
+        });
         Ok(producer)
     }
 

@@ -1,0 +1,116 @@
+"""Streams between our nodes on loopback, as a user sees them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+import mosaik
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[mosaik.Network, mosaik.Network]]:
+    async with mosaik.Network.create("streams-py", local=True) as a:
+        async with mosaik.Network.create("streams-py", local=True, bootstrap=[a.address]) as b:
+            await a.discovery.wait_for_peers(1, timeout=10)
+            await b.discovery.wait_for_peers(1, timeout=10)
+            yield a, b
+
+
+async def test_json_datums_arrive_in_order_through_every_receive_style(
+    pair: tuple[mosaik.Network, mosaik.Network],
+) -> None:
+    a, b = pair
+    producer = a.streams.producer("sensors", codec="json")
+    consumer = b.streams.consumer("sensors", codec="json")
+    await asyncio.wait_for(consumer.when.subscribed(1), 10)
+    await asyncio.wait_for(producer.when.subscribed(1), 10)
+    assert producer.is_online
+    await producer.send({"t": 0})
+    assert await producer.send_many({"t": i} for i in range(1, 100)) == 99
+    assert await asyncio.wait_for(consumer.recv(), 10) == {"t": 0}
+    batch = await asyncio.wait_for(consumer.recv_batch(10), 10)
+    assert batch == [{"t": i} for i in range(1, 1 + len(batch))]
+    seen = len(batch)
+    async for item in consumer:
+        assert item == {"t": seen + 1}
+        seen += 1
+        if seen == 99:
+            break
+    assert producer.stats.datums == 100 and consumer.stats.datums == 100
+    assert producer.stats.bytes == consumer.stats.bytes > 0
+    assert "1 consumers" in repr(producer) and "1 producers" in repr(consumer)
+
+
+async def test_str_codec_is_the_rust_string_layout(
+    pair: tuple[mosaik.Network, mosaik.Network],
+) -> None:
+    a, b = pair
+    producer = a.streams.producer("alloc::string::String", codec="str")
+    raw = b.streams.consumer("alloc::string::String", codec="raw")
+    assert producer.stream_id == mosaik.id_of("alloc::string::String").hex()
+    await asyncio.wait_for(raw.when.subscribed(1), 10)
+    await producer.send("héllo")
+    payload = await asyncio.wait_for(raw.recv(), 10)
+    assert payload == b"\x06" + "héllo".encode()
+
+
+async def test_offline_try_send_and_wrong_types() -> None:
+    async with mosaik.Network.create("streams-alone", local=True) as net:
+        producer = net.streams.producer("lonely", codec="str")
+        with pytest.raises(mosaik.Offline):
+            producer.try_send("nobody listens")
+        with pytest.raises(TypeError, match="^datum"):
+            producer.try_send(b"not a str")  # checked before the offline check
+        with pytest.raises(TypeError, match="^datum"):
+            await producer.send(42)
+        consumer = net.streams.consumer("lonely", codec="str")
+        with pytest.raises(mosaik.Empty):
+            consumer.try_recv()
+        with pytest.raises(ValueError, match="^stream"):
+            net.streams.producer("lonely")  # one producer per stream per node
+        await producer.close()
+        with pytest.raises(mosaik.Closed):
+            await producer.send("too late")
+
+
+async def test_closing_the_producer_ends_iteration_of_nothing_but_its_subscription(
+    pair: tuple[mosaik.Network, mosaik.Network],
+) -> None:
+    a, b = pair
+    producer = a.streams.producer("ticks", codec="bytes")
+    consumer = b.streams.consumer("ticks", codec="bytes")
+    await asyncio.wait_for(consumer.when.subscribed(1), 10)
+    await producer.send(b"last")
+    await producer.close()
+    assert await asyncio.wait_for(consumer.recv(), 10) == b"last"
+    await consumer.close()
+    with pytest.raises(mosaik.Closed):
+        await asyncio.wait_for(consumer.recv(), 10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "argument"),
+    [
+        ({"codec": "yaml"}, ValueError, "codec"),
+        ({"codec": 3}, TypeError, "codec"),
+        ({"buffer_size": 0}, ValueError, "buffer_size"),
+        ({"buffer_size": "big"}, TypeError, "buffer_size"),
+        ({"lagging": "sometimes"}, ValueError, "lagging"),
+        ({"max_consumers": 0}, ValueError, "max_consumers"),
+    ],
+)
+async def test_bad_producer_arguments_are_named(
+    net: mosaik.Network, kwargs: dict[str, object], error: type[Exception], argument: str
+) -> None:
+    with pytest.raises(error, match=rf"^{argument}\b"):
+        net.streams.producer("bad", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_bad_consumer_arguments_are_named(net: mosaik.Network) -> None:
+    with pytest.raises(ValueError, match="^queue_size"):
+        net.streams.consumer("bad", queue_size=0)
+    with pytest.raises(TypeError, match="^stream"):
+        net.streams.consumer(5)  # type: ignore[arg-type]
