@@ -153,3 +153,69 @@ async fn the_acceptor_refuses_with_mosaiks_codes() {
         node.close().await;
     }
 }
+
+/// A consumer that reads nothing until the producer has sent `count` big
+/// datums, then drains: what it gets shows the producer's lagging policy.
+async fn slow_consumer_receives(lagging: mosaik_core::streams::Lagging, count: u32) -> Vec<u32> {
+    let (a, b) = pair(&format!("streams-lagging-{lagging:?}")).await;
+    let stream = Digest::from_name("big");
+    let mut config = ProducerConfig::new(stream);
+    config.buffer_size = 4;
+    config.lagging = lagging;
+    let producer = a.streams().producer(config).unwrap();
+    let mut consumer_config = ConsumerConfig::new(stream);
+    consumer_config.queue_size = 4;
+    let consumer = b.streams().consumer(consumer_config);
+    tokio::time::timeout(WAIT, producer.subscribed(1)).await.unwrap();
+    let sender = tokio::spawn({
+        let producer = producer.clone();
+        async move {
+            for i in 0..count {
+                let mut datum = vec![0u8; 64 * 1024];
+                datum[..4].copy_from_slice(&i.to_be_bytes());
+                producer.send(Bytes::from(datum)).await.unwrap();
+            }
+        }
+    });
+    let mut sent_before_reading = false;
+    if lagging != mosaik_core::streams::Lagging::Block {
+        tokio::time::timeout(WAIT, sender)
+            .await
+            .expect("the producer never waits on a slow consumer")
+            .unwrap();
+        sent_before_reading = true;
+    }
+    let mut got = Vec::new();
+    // Drain until two quiet seconds: there is no "done" event from a lossy policy.
+    while let Ok(Some(datum)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await {
+        got.push(u32::from_be_bytes(datum[..4].try_into().unwrap()));
+    }
+    assert!(sent_before_reading || got.len() == count as usize);
+    a.close().await;
+    b.close().await;
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn block_loses_nothing_for_a_slow_consumer() {
+    let got = slow_consumer_receives(mosaik_core::streams::Lagging::Block, 200).await;
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drop_skips_datums_for_a_slow_consumer_but_keeps_order() {
+    let got = slow_consumer_receives(mosaik_core::streams::Lagging::Drop, 200).await;
+    assert!(got.len() < 200, "some datums were dropped for the slow consumer");
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disconnect_ends_a_slow_consumers_subscription() {
+    let got = slow_consumer_receives(mosaik_core::streams::Lagging::Disconnect, 200).await;
+    assert!(got.len() < 200, "the slow consumer was cut off");
+    assert_eq!(
+        got,
+        (0..got.len() as u32).collect::<Vec<_>>(),
+        "what it got is a clean prefix"
+    );
+}
