@@ -85,9 +85,11 @@ impl<P: Protocol> Link<P> {
             .map_err(|e| LinkError::Connect(e.to_string()))?;
         match connection.open_bi().await {
             Ok((send, recv)) => Ok(Self::from_parts(connection, send, recv)),
+            // The peer may refuse before any stream exists (401): report its code.
             Err(e) => {
+                let error = Self::lost(&connection, e);
                 close_connection(&connection, CloseReason::Cancelled);
-                Err(LinkError::Connect(e.to_string()))
+                Err(error)
             }
         }
     }
