@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
-import statistics
 import sys
 import time
 from collections.abc import Sequence
 
 from .network import Network
+from .streams import Consumer
 
 DEMO_NETWORK = "mosaik-demo"
 
@@ -20,7 +19,7 @@ def _ms(seconds: float) -> str:
 
 
 async def demo(nodes: int, seconds: float) -> None:
-    """Starts a local network and shows its nodes reaching each other."""
+    """Starts a local network: nodes find each other, one produces, the rest consume."""
     print(f"starting {nodes} nodes of network {DEMO_NETWORK!r} on 127.0.0.1 (local=True)")
     started = time.monotonic()
     first = await Network.create(DEMO_NETWORK, local=True, tags=("demo",))
@@ -29,35 +28,56 @@ async def demo(nodes: int, seconds: float) -> None:
         for _ in range(nodes - 1)
     ]
     try:
-        print(f"  up in {_ms(time.monotonic() - started)}")
+        await asyncio.gather(*(n.discovery.wait_for_peers(nodes - 1, timeout=30) for n in net))
+        print(f"  every node knows the {nodes - 1} others after {_ms(time.monotonic() - started)}")
         for node in net:
             print(f"  {node.peer_id[:16]}  {node.address[:48]}…")
 
-        print("\nevery node pings every other node (mosaik's ping: a fresh signed entry):")
-        for node in net:
-            replies = await asyncio.gather(
-                *(node.discovery.ping(other.address) for other in net if other is not node)
-            )
-            assert all(r.network_id == node.network_id for r in replies)
-            print(f"  {node.peer_id[:16]} reached {len(replies)} peers, signatures verified")
+        producer = first.streams.producer("demo/readings", codec="bytes", lagging="block")
+        consumers = [n.streams.consumer("demo/readings", codec="bytes") for n in net[1:]]
+        await asyncio.gather(*(c.when.subscribed(1) for c in consumers))
+        await producer.when.subscribed(len(consumers))
+        print(f"\n{_short(first)} produces 64-byte datums; {len(consumers)} consumers read them")
 
-        print(f"\nping traffic for {seconds:g} s:")
+        stop = asyncio.Event()
+
+        async def produce() -> None:
+            payload = bytes(64)
+            while not stop.is_set():
+                await producer.send_many([payload] * 256)
+
+        async def consume(consumer: Consumer) -> None:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(consumer.recv_batch(4096), 0.5)
+                except asyncio.TimeoutError:
+                    continue
+
+        tasks = [asyncio.create_task(produce())]
+        tasks += [asyncio.create_task(consume(c)) for c in consumers]
         deadline = time.monotonic() + seconds
+        last = [c.stats.datums for c in consumers]
         while time.monotonic() < deadline:
-            window_end = min(deadline, time.monotonic() + 1.0)
-            rtts: list[float] = []
-            while time.monotonic() < window_end:
-                a, b = random.sample(net, 2)
-                t0 = time.perf_counter()
-                await a.discovery.ping(b.address)
-                rtts.append(time.perf_counter() - t0)
+            await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            now = [c.stats.datums for c in consumers]
+            rates = [b - a for a, b in zip(last, now)]
+            last = now
             print(
-                f"  {len(rtts):5d} pings/s   median round trip {_ms(statistics.median(rtts))}"
-                f"   (a new QUIC connection each)"
+                f"  {sum(rates):9,d} datums/s delivered   "
+                f"(per consumer: {', '.join(f'{r:,d}' for r in rates)})"
             )
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        print(f"  {producer.stats.datums:,d} datums sent, {sum(last):,d} delivered in all")
     finally:
         await asyncio.gather(*(node.close() for node in net))
     print("all nodes closed")
+
+
+def _short(node: Network) -> str:
+    return node.peer_id[:16]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
