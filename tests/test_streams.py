@@ -9,6 +9,8 @@ import pytest
 
 import mosaik
 
+from waiting import until
+
 
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[mosaik.Network, mosaik.Network]]:
@@ -114,3 +116,25 @@ async def test_bad_consumer_arguments_are_named(net: mosaik.Network) -> None:
         net.streams.consumer("bad", queue_size=0)
     with pytest.raises(TypeError, match="^stream"):
         net.streams.consumer(5)  # type: ignore[arg-type]
+
+
+async def test_a_cancelled_send_is_never_delivered(
+    pair: tuple[mosaik.Network, mosaik.Network],
+) -> None:
+    from mosaik import _mosaik
+
+    a, b = pair
+    producer = a.streams.producer("withdraw", codec="str")
+    baseline = _mosaik._inflight()
+    pending = asyncio.create_task(producer.send("withdrawn"))  # offline: it waits
+    await until(lambda: _mosaik._inflight() > baseline, what="the send to wait in Rust")
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    await until(lambda: _mosaik._inflight() == baseline, what="the send to be dropped")
+    consumer = b.streams.consumer("withdraw", codec="str")
+    await asyncio.wait_for(producer.when.subscribed(1), 10)
+    await producer.send("delivered")
+    assert await asyncio.wait_for(consumer.recv(), 10) == "delivered"
+    with pytest.raises(mosaik.Empty):
+        consumer.try_recv()
