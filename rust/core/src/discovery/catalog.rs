@@ -166,14 +166,6 @@ impl Catalog {
         stale.iter().filter_map(|id| self.signed.remove(id)).collect()
     }
 
-    /// When the next entry goes stale, in Unix milliseconds.
-    pub fn next_expiry_ms(&self) -> Option<i64> {
-        self.signed
-            .values()
-            .map(|e| e.entry().version.updated_at_ms() + self.purge_after_ms)
-            .min()
-    }
-
     fn is_stale(&self, entry: &SignedPeerEntry, now_ms: i64) -> bool {
         entry.entry().version.updated_at_ms() < now_ms - self.purge_after_ms
     }
@@ -276,11 +268,10 @@ mod tests {
         let (_, mut cat) = catalog();
         let peer = SecretKey::from_bytes(&[2; 32]);
         cat.upsert(signed(&peer, "demo", (NOW, NOW)), NOW);
-        assert_eq!(cat.next_expiry_ms(), Some(NOW + 300_000));
         let later = NOW + 300_001;
         assert!(cat.get(&peer.public(), later).is_none());
         assert_eq!(cat.purge_stale(later).len(), 1);
-        assert_eq!(cat.next_expiry_ms(), None);
+        assert!(cat.is_empty(later));
     }
 
     #[test]

@@ -56,7 +56,6 @@ struct Inner {
     router: Router,
     discovery: Discovery,
     streams: Streams,
-    lookup: MemoryLookup,
     bootstrap: Vec<EndpointAddr>,
     closed: AtomicBool,
     /// Becomes true once the endpoint has finished closing.
@@ -109,7 +108,6 @@ impl Node {
                 router,
                 discovery,
                 streams,
-                lookup,
                 bootstrap: config.bootstrap,
                 closed: AtomicBool::new(false),
                 drained: tokio::sync::watch::Sender::new(false),
@@ -149,11 +147,6 @@ impl Node {
 
     pub fn bootstrap(&self) -> &[EndpointAddr] {
         &self.inner.bootstrap
-    }
-
-    /// Remembers how to reach a peer, so later dials by id work.
-    pub fn remember(&self, addr: EndpointAddr) {
-        self.inner.lookup.add_endpoint_info(EndpointInfo::from(addr));
     }
 
     /// Pings `addr` and returns its verified, freshly signed entry.
