@@ -251,16 +251,22 @@ async fn run_sender(
     shared.connected_changed(1);
     let connection = link.connection().clone();
     let reason = loop {
+        let first = tokio::select! {
+            biased;
+            reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
+            _ = connection.closed() => break None,
+            first = queued.recv() => first,
+        };
+        let Some(first) = first else {
+            break Some(CloseReason::GracefulShutdown);
+        };
+        // A consumer that stopped reading blocks this write on QUIC flow
+        // control; the stop (10413, 204) must still get through.
         tokio::select! {
             biased;
             reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
             _ = connection.closed() => break None,
-            first = queued.recv() => {
-                let Some(first) = first else { break Some(CloseReason::GracefulShutdown) };
-                if write_batch(&mut link, first, &mut queued).await.is_err() {
-                    break None;
-                }
-            }
+            written = write_batch(&mut link, first, &mut queued) => if written.is_err() { break None },
         }
     };
     shared.connected_changed(-1);
