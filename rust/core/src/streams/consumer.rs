@@ -9,19 +9,12 @@
 //! follows mosaik: 401 → catalog sync, then retry; 10403, 204, 10404, 101
 //! and local cancellation end it; anything else retries under the backoff.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use iroh::{EndpointAddr, EndpointId};
 use tokio::{
-    sync::{Mutex, mpsc, watch},
+    sync::{Mutex, mpsc},
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
@@ -30,7 +23,7 @@ use tracing::debug;
 use super::{
     backoff::{Backoff, BackoffConfig},
     handshake::{ConsumerHandshake, Criteria, StartStream},
-    status::Stats,
+    status::{Connected, Stats},
 };
 use crate::{
     discovery::Discovery,
@@ -63,21 +56,9 @@ impl ConsumerConfig {
 struct Shared {
     config: ConsumerConfig,
     discovery: Discovery,
-    connected: AtomicUsize,
-    online: watch::Sender<usize>,
+    connected: Connected,
     stats: Stats,
     cancel: CancellationToken,
-}
-
-impl Shared {
-    fn connected_changed(&self, delta: isize) {
-        let now = if delta > 0 {
-            self.connected.fetch_add(1, Ordering::AcqRel) + 1
-        } else {
-            self.connected.fetch_sub(1, Ordering::AcqRel) - 1
-        };
-        self.online.send_replace(now);
-    }
 }
 
 pub struct Consumer {
@@ -91,8 +72,7 @@ impl Consumer {
         let shared = Arc::new(Shared {
             config,
             discovery,
-            connected: AtomicUsize::new(0),
-            online: watch::Sender::new(0),
+            connected: Connected::default(),
             stats: Stats::default(),
             cancel: CancellationToken::new(),
         });
@@ -109,7 +89,7 @@ impl Consumer {
 
     /// Producers currently connected.
     pub fn producers(&self) -> usize {
-        self.shared.connected.load(Ordering::Acquire)
+        self.shared.connected.get()
     }
 
     pub fn stats(&self) -> &Stats {
@@ -118,8 +98,7 @@ impl Consumer {
 
     /// Resolves once at least `minimum` producers are connected.
     pub async fn subscribed(&self, minimum: usize) {
-        let mut online = self.shared.online.subscribe();
-        let _ = online.wait_for(|n| *n >= minimum).await;
+        self.shared.connected.at_least(minimum).await;
     }
 
     /// The next datum, or `None` once closed and drained.
@@ -202,18 +181,18 @@ async fn follow_producers(shared: Arc<Shared>, queue: mpsc::Sender<Bytes>) {
 
 /// Counts a producer as connected for as long as it lives, even when the
 /// session future is dropped mid-way (cancellation).
-struct Connected<'a>(&'a Shared);
+struct ConnectedGuard<'a>(&'a Shared);
 
-impl<'a> Connected<'a> {
+impl<'a> ConnectedGuard<'a> {
     fn new(shared: &'a Shared) -> Self {
-        shared.connected_changed(1);
+        shared.connected.up();
         Self(shared)
     }
 }
 
-impl Drop for Connected<'_> {
+impl Drop for ConnectedGuard<'_> {
     fn drop(&mut self) {
-        self.0.connected_changed(-1);
+        self.0.connected.down();
     }
 }
 
@@ -317,7 +296,7 @@ async fn session(
         link.close_now(CloseReason::StreamNotFound);
         return Ending::Terminal;
     }
-    let _connected = Connected::new(shared);
+    let _connected = ConnectedGuard::new(shared);
     let ending = loop {
         let frame = match link.recv_raw().await {
             Ok(frame) => frame.freeze(),

@@ -9,21 +9,21 @@
 //! queued and flushes once. Closing the producer ends every subscription
 //! with 204 `GracefulShutdown`.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use iroh::EndpointId;
 use tokio::sync::{
     mpsc::{self, error::TrySendError},
-    oneshot, watch,
+    oneshot,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::{handshake::StartStream, status::Stats};
+use super::{
+    handshake::StartStream,
+    status::{Connected, Stats},
+};
 use crate::{
     network::{CloseReason, Link, protocol::Streams as StreamsProtocol},
     primitives::Digest,
@@ -75,21 +75,9 @@ pub enum SendError {
 pub(crate) struct Shared {
     pub(crate) config: ProducerConfig,
     pub(crate) network: Digest,
-    connected: AtomicUsize,
-    online: watch::Sender<usize>,
+    connected: Connected,
     stats: Stats,
     pub(crate) cancel: CancellationToken,
-}
-
-impl Shared {
-    fn connected_changed(&self, delta: isize) {
-        let now = if delta > 0 {
-            self.connected.fetch_add(1, Ordering::AcqRel) + 1
-        } else {
-            self.connected.fetch_sub(1, Ordering::AcqRel) - 1
-        };
-        self.online.send_replace(now);
-    }
 }
 
 /// A subscription handed over by the acceptor.
@@ -109,8 +97,7 @@ impl Producer {
         let shared = Arc::new(Shared {
             config,
             network,
-            connected: AtomicUsize::new(0),
-            online: watch::Sender::new(0),
+            connected: Connected::default(),
             stats: Stats::default(),
             cancel: CancellationToken::new(),
         });
@@ -130,7 +117,7 @@ impl Producer {
 
     /// Consumers that have received `StartStream` and not left.
     pub fn consumers(&self) -> usize {
-        self.shared.connected.load(Ordering::Acquire)
+        self.shared.connected.get()
     }
 
     pub fn is_online(&self) -> bool {
@@ -147,8 +134,7 @@ impl Producer {
 
     /// Resolves once at least `minimum` consumers are connected.
     pub async fn subscribed(&self, minimum: usize) {
-        let mut online = self.shared.online.subscribe();
-        let _ = online.wait_for(|n| *n >= minimum).await;
+        self.shared.connected.at_least(minimum).await;
     }
 
     /// Sends a datum, waiting while offline or full.
@@ -248,7 +234,7 @@ async fn run_sender(
         debug!(peer = %peer.fmt_short(), error = %e, "could not start the stream");
         return;
     }
-    shared.connected_changed(1);
+    shared.connected.up();
     let connection = link.connection().clone();
     let reason = loop {
         let first = tokio::select! {
@@ -269,7 +255,7 @@ async fn run_sender(
             written = write_batch(&mut link, first, &mut queued) => if written.is_err() { break None },
         }
     };
-    shared.connected_changed(-1);
+    shared.connected.down();
     if let Some(reason) = reason {
         debug!(peer = %peer.fmt_short(), %reason, "ending subscription");
         link.close(reason, std::time::Duration::from_millis(500)).await;

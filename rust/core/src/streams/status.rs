@@ -23,3 +23,36 @@ impl Stats {
         self.bytes.load(Ordering::Relaxed)
     }
 }
+
+/// How many channels are connected, with a way to wait for a minimum.
+#[derive(Debug)]
+pub struct Connected {
+    count: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for Connected {
+    fn default() -> Self {
+        Self {
+            count: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl Connected {
+    pub fn get(&self) -> usize {
+        *self.count.borrow()
+    }
+
+    pub fn up(&self) {
+        self.count.send_modify(|n| *n += 1);
+    }
+
+    pub fn down(&self) {
+        self.count.send_modify(|n| *n = n.saturating_sub(1));
+    }
+
+    /// Resolves once at least `minimum` channels are connected.
+    pub async fn at_least(&self, minimum: usize) {
+        let _ = self.count.subscribe().wait_for(|n| *n >= minimum).await;
+    }
+}
