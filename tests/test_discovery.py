@@ -8,7 +8,7 @@ import signal
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -19,11 +19,18 @@ FAST = mosaik.DiscoveryConfig(purge_after=3.0, announce_interval=1.0)
 
 
 async def next_event(
-    events: AsyncIterator[DiscoveryEvent], kind: str, peer_id: str, timeout: float = 5.0
+    events: AsyncIterator[DiscoveryEvent],
+    kind: str,
+    peer_id: str,
+    timeout: float = 5.0,
+    where: Callable[[mosaik.PeerInfo], bool] = lambda _: True,
 ) -> DiscoveryEvent:
+    """The next event of ``kind`` about ``peer_id`` whose entry satisfies ``where``
+    (entries are re-signed often, so "updated" also comes without changes)."""
+
     async def find() -> DiscoveryEvent:
         async for event in events:
-            if event.kind == kind and event.peer.peer_id == peer_id:
+            if event.kind == kind and event.peer.peer_id == peer_id and where(event.peer):
                 return event
         raise AssertionError("event stream ended")
 
@@ -53,12 +60,10 @@ async def test_events_report_discovery_tag_changes_and_departure() -> None:
             discovered = await next_event(events, "discovered", c.peer_id)
             assert discovered.peer.address
             assert await c.discovery.add_tags("db")
-            updated = await next_event(events, "updated", c.peer_id)
-            assert updated.peer.has_tag("db")
+            await next_event(events, "updated", c.peer_id, where=lambda p: p.has_tag("db"))
             assert not await c.discovery.add_tags("db"), "adding a tag twice changes nothing"
             assert await c.discovery.remove_tags("db")
-            updated = await next_event(events, "updated", c.peer_id)
-            assert not updated.peer.has_tag("db")
+            await next_event(events, "updated", c.peer_id, where=lambda p: not p.has_tag("db"))
         finally:
             started = time.monotonic()
             await c.close()
@@ -98,7 +103,9 @@ async def test_sync_with_learns_the_whole_catalog() -> None:
     ):
         await a.discovery.wait_for_peers(1, timeout=10)
         async with mosaik.Network.create("disc-sync", local=True) as c:
-            assert await c.discovery.sync_with(a.address) == 2
+            # How many it took depends on a sync `a` starts back at the same time;
+            # what counts is that afterwards c knows the whole catalog.
+            await c.discovery.sync_with(a.address)
             assert {p.peer_id for p in c.discovery.peers()} == {a.peer_id, b.peer_id}
 
 

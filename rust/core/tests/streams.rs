@@ -248,3 +248,53 @@ async fn disconnect_cuts_off_a_slow_consumer() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_the_producer_forgot_is_let_in_after_a_catalog_sync() {
+    let network = Digest::from_name("streams-401");
+    // The producer forgets peers after 2 s; the consumer re-announces only hourly.
+    let mut producer_side = NodeConfig::local(network);
+    producer_side.discovery.purge_after = Duration::from_secs(2);
+    let a = Node::spawn(producer_side).await.unwrap();
+    let mut consumer_side = NodeConfig::local(network);
+    consumer_side.discovery.announce_interval = Duration::from_secs(3600);
+    consumer_side.bootstrap = vec![a.addr()];
+    let b = Node::spawn(consumer_side).await.unwrap();
+    tokio::time::timeout(WAIT, a.discovery().wait_for_peers(1))
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, async {
+        while a.discovery().knows(&b.peer_id()) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the producer forgets the consumer");
+
+    let stream = Digest::from_name("after-401");
+    let producer = a.streams().producer(ProducerConfig::new(stream)).unwrap();
+    tokio::time::timeout(WAIT, async {
+        while !b
+            .discovery()
+            .get(&a.peer_id())
+            .is_some_and(|e| e.entry().streams.contains(&stream))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the consumer sees the stream advertised");
+    let consumer = b.streams().consumer(ConsumerConfig::new(stream));
+    // First attempt: 401; the receiver syncs catalogs and retries.
+    tokio::time::timeout(WAIT, consumer.subscribed(1))
+        .await
+        .expect("connected after the sync");
+    producer.send(Bytes::from_static(b"welcome back")).await.unwrap();
+    let datum = tokio::time::timeout(WAIT, consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&datum[..], b"welcome back");
+    a.close().await;
+    b.close().await;
+}

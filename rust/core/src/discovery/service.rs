@@ -356,7 +356,10 @@ impl Discovery {
     /// All current signed entries, ours included, as a sync snapshot frame.
     pub(crate) fn snapshot(&self) -> Bytes {
         let now = now_ms();
-        let own = self.inner.local.current();
+        // A freshly signed own entry: the peer may have let our last one go
+        // stale (that is what a 401 from a producer means), and mosaik keeps
+        // only entries younger than its `purge_after`.
+        let own = self.inner.local.refreshed(self.inner.endpoint.addr());
         let catalog = self.inner.catalog.lock().expect("catalog");
         let mut entries: Vec<&SignedPeerEntry> = catalog.peers(now).collect();
         entries.push(&own);
