@@ -22,7 +22,7 @@ async def rust_sees(peer: ReferencePeer, net: mosaik.Network, **extra: Any) -> d
 async def test_we_sync_with_the_rust_node_and_both_catalogs_fill(
     reference_peer: ReferencePeer, rust_node: dict[str, Any], our_node: mosaik.Network
 ) -> None:
-    assert await our_node.discovery.sync_with(rust_node["address"]) >= 1
+    await our_node.discovery.sync_with(rust_node["address"])
     (rust,) = our_node.discovery.peers()
     assert rust.peer_id == rust_node["peer_id"]
     assert rust.tags == frozenset({API})  # its signature verified on the way in
