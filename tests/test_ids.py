@@ -39,8 +39,11 @@ def test_almost_hex_is_hashed() -> None:
     assert len(mosaik.id_of("zz" * 32)) == 32
 
 
-def test_network_id_property_follows_the_rule() -> None:
-    assert len(mosaik.id_of("")) == 32
+def test_the_empty_name_is_hashed_too() -> None:
+    assert (
+        mosaik.id_of("").hex()
+        == "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"  # blake3("")
+    )
 
 
 def test_id_of_wants_a_string() -> None:

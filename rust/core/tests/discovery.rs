@@ -8,7 +8,7 @@ use iroh::{EndpointAddr, SecretKey};
 use mosaik_core::{
     Digest, Node, NodeConfig,
     discovery::{Event, PeerEntry, PeerEntryVersion, entry::now_ms, sync::encode_snapshot},
-    network::{CloseReason, Link, LinkError, protocol::CatalogSync},
+    network::{CloseReason, Link, LinkError, Protocol, protocol::CatalogSync},
 };
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -182,6 +182,31 @@ async fn hostile_snapshot_entries_are_rejected_and_counted() {
     attacker.close().await;
 }
 
+/// A hostile peer: opens a sync stream to `target` and writes `bytes` raw.
+/// The send half comes back too: dropping it would end the stream.
+async fn raw_sync_write(
+    from: &Node,
+    target: &Node,
+    bytes: &[u8],
+) -> (iroh::endpoint::Connection, iroh::endpoint::SendStream) {
+    let connection = from
+        .endpoint()
+        .connect(target.addr(), CatalogSync::ALPN)
+        .await
+        .unwrap();
+    let (mut send, _recv) = connection.open_bi().await.unwrap();
+    send.write_all(bytes).await.unwrap();
+    (connection, send)
+}
+
+/// The application close code `connection` ends with.
+async fn close_code(connection: &iroh::endpoint::Connection) -> u64 {
+    match tokio::time::timeout(WAIT, connection.closed()).await.unwrap() {
+        iroh::endpoint::ConnectionError::ApplicationClosed(close) => close.error_code.into_inner(),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_and_oversized_frames_end_the_link_with_400() {
     let target = node_with("garbage", &[]).await;
@@ -191,19 +216,8 @@ async fn garbage_and_oversized_frames_end_the_link_with_400() {
         .unwrap_err();
     assert_eq!(err.remote_code(), Some(400), "{err}");
 
-    let connection = attacker
-        .endpoint()
-        .connect(target.addr(), b"/mosaik/discovery/sync/1.0")
-        .await
-        .unwrap();
-    let (mut send, _recv) = connection.open_bi().await.unwrap();
-    send.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
-    match tokio::time::timeout(WAIT, connection.closed()).await.unwrap() {
-        iroh::endpoint::ConnectionError::ApplicationClosed(close) => {
-            assert_eq!(close.error_code.into_inner(), 400)
-        }
-        other => panic!("{other:?}"),
-    }
+    let (oversized, _send) = raw_sync_write(&attacker, &target, &u32::MAX.to_be_bytes()).await;
+    assert_eq!(close_code(&oversized).await, 400);
     let rejections = target.discovery().rejections();
     assert_eq!(rejections.get("undecodable"), Some(&1), "{rejections:?}");
     assert_eq!(rejections.get("oversized_frame"), Some(&1), "{rejections:?}");
@@ -218,13 +232,7 @@ async fn a_silent_peer_does_not_block_other_syncs() {
     let attacker = Node::spawn(config("silent")).await.unwrap();
     // Connect and open a stream, but never send a frame... except a partial
     // header, so QUIC tells the target about the stream.
-    let connection = attacker
-        .endpoint()
-        .connect(target.addr(), b"/mosaik/discovery/sync/1.0")
-        .await
-        .unwrap();
-    let (mut send, _recv) = connection.open_bi().await.unwrap();
-    send.write_all(&[0, 0]).await.unwrap();
+    let (connection, _send) = raw_sync_write(&attacker, &target, &[0, 0]).await;
 
     let honest = node_with("silent", &[]).await;
     let started = std::time::Instant::now();
@@ -238,15 +246,10 @@ async fn a_silent_peer_does_not_block_other_syncs() {
         Some(honest.peer_id())
     );
 
-    match tokio::time::timeout(WAIT, connection.closed()).await.unwrap() {
-        iroh::endpoint::ConnectionError::ApplicationClosed(close) => {
-            assert_eq!(
-                close.error_code.into_inner(),
-                u64::from(CloseReason::Cancelled.code())
-            )
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        close_code(&connection).await,
+        u64::from(CloseReason::Cancelled.code())
+    );
     assert_eq!(target.discovery().rejections().get("silent_peer"), Some(&1));
     for node in [target, attacker, honest] {
         node.close().await;
