@@ -8,7 +8,7 @@ use mosaik_core::{
     Digest, Node, NodeConfig,
     network::{CloseReason, Link, protocol::Streams as StreamsProtocol},
     streams::{
-        ConsumerConfig, ProducerConfig,
+        ConsumerConfig, ProducerConfig, Require, State,
         handshake::{ConsumerHandshake, Criteria, StartStream},
     },
 };
@@ -60,7 +60,7 @@ async fn every_datum_arrives_in_order() {
             .await
             .expect("datums keep coming");
         for datum in batch {
-            assert_eq!(u32::from_be_bytes(datum[..].try_into().unwrap()), next);
+            assert_eq!(u32::from_be_bytes(datum.payload[..].try_into().unwrap()), next);
             next += 1;
         }
     }
@@ -192,7 +192,7 @@ async fn slow_consumer_receives(lagging: mosaik_core::streams::Lagging, count: u
     let mut got = Vec::new();
     // Drain until two quiet seconds: there is no "done" event from a lossy policy.
     while let Ok(Some(datum)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await {
-        got.push(u32::from_be_bytes(datum[..4].try_into().unwrap()));
+        got.push(u32::from_be_bytes(datum.payload[..4].try_into().unwrap()));
     }
     assert!(sent_before_reading || got.len() == count as usize);
     a.close().await;
@@ -294,7 +294,161 @@ async fn a_consumer_the_producer_forgot_is_let_in_after_a_catalog_sync() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(&datum[..], b"welcome back");
+    assert_eq!(&datum.payload[..], b"welcome back");
+    a.close().await;
+    b.close().await;
+}
+
+/// Polls `done` (there is no event for it) until it holds, or fails after `WAIT`.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+/// Opens a subscription and keeps it open: `Ok(link)` once `StartStream` came.
+async fn hold_subscription(from: &Node, to: &Node, stream: &str) -> Result<Link<StreamsProtocol>, u64> {
+    let mut link = Link::<StreamsProtocol>::open(from.endpoint(), to.addr())
+        .await
+        .map_err(|e| e.remote_code().unwrap())?;
+    let handshake = ConsumerHandshake {
+        network_id: from.discovery().network(),
+        stream_id: Digest::from_name(stream),
+        criteria: Criteria {},
+    };
+    link.send(&handshake)
+        .await
+        .map_err(|e| e.remote_code().unwrap())?;
+    match tokio::time::timeout(WAIT, link.recv::<StartStream>())
+        .await
+        .unwrap()
+    {
+        Ok(_) => Ok(link),
+        Err(e) => Err(e.remote_code().unwrap_or_else(|| panic!("{e}"))),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_producer_checks_capacity_then_require() {
+    let network = "streams-require";
+    let a = Node::spawn(NodeConfig::local(Digest::from_name(network)))
+        .await
+        .unwrap();
+    let spawn_member = |tag: &str| {
+        let mut config = NodeConfig::local(Digest::from_name(network));
+        config.bootstrap = vec![a.addr()];
+        config.tags = vec![Digest::from_name(tag)];
+        Node::spawn(config)
+    };
+    let trusted = spawn_member("trusted").await.unwrap();
+    let other = spawn_member("guest").await.unwrap();
+    tokio::time::timeout(WAIT, a.discovery().wait_for_peers(2))
+        .await
+        .unwrap();
+    let mut config = ProducerConfig::new(Digest::from_name("guarded"));
+    config.max_consumers = 1;
+    config.require = Some(Require::new(|entry| {
+        entry.entry().tags.contains(&Digest::from_name("trusted"))
+    }));
+    let producer = a.streams().producer(config).unwrap();
+
+    assert_eq!(
+        hold_subscription(&other, &a, "guarded").await.unwrap_err(),
+        u64::from(CloseReason::NotAllowed.code()),
+        "require says no: 10403"
+    );
+    let _held = hold_subscription(&trusted, &a, "guarded").await.unwrap();
+    until("the trusted consumer is connected", || producer.consumers() == 1).await;
+    let channels = producer.channels();
+    assert_eq!(channels.len(), 1);
+    assert_eq!(channels[0].peer(), trusted.peer_id());
+    assert_eq!(channels[0].state(), State::Connected);
+    assert_eq!(
+        hold_subscription(&other, &a, "guarded").await.unwrap_err(),
+        u64::from(CloseReason::NoCapacity.code()),
+        "capacity is checked before require, as mosaik does"
+    );
+    for node in [a, trusted, other] {
+        node.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_follows_only_the_producers_it_requires() {
+    let network = Digest::from_name("streams-consumer-require");
+    let mut config = NodeConfig::local(network);
+    config.tags = vec![Digest::from_name("primary")];
+    let primary = Node::spawn(config).await.unwrap();
+    let mut config = NodeConfig::local(network);
+    config.bootstrap = vec![primary.addr()];
+    let secondary = Node::spawn(config).await.unwrap();
+    let mut config = NodeConfig::local(network);
+    config.bootstrap = vec![primary.addr()];
+    let reader = Node::spawn(config).await.unwrap();
+    let stream = Digest::from_name("prices");
+    let from_primary = primary.streams().producer(ProducerConfig::new(stream)).unwrap();
+    let from_secondary = secondary.streams().producer(ProducerConfig::new(stream)).unwrap();
+    until("the reader sees both producers", || {
+        reader
+            .discovery()
+            .peers()
+            .iter()
+            .filter(|e| e.entry().streams.contains(&stream))
+            .count()
+            == 2
+    })
+    .await;
+
+    let mut config = ConsumerConfig::new(stream);
+    config.require = Some(Require::new(|entry| {
+        entry.entry().tags.contains(&Digest::from_name("primary"))
+    }));
+    let consumer = reader.streams().consumer(config);
+    tokio::time::timeout(WAIT, consumer.subscribed(1)).await.unwrap();
+    from_primary.send(Bytes::from_static(b"primary")).await.unwrap();
+    let datum = tokio::time::timeout(WAIT, consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&datum.payload[..], b"primary");
+    let channels = consumer.channels();
+    assert_eq!(channels.len(), 1, "only the required producer is followed");
+    assert_eq!(channels[0].peer(), primary.peer_id());
+    assert_eq!(channels[0].stats().datums(), 1);
+    assert_eq!(from_secondary.consumers(), 0);
+    for node in [primary, secondary, reader] {
+        node.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_producer_is_left_until_its_entry_changes() {
+    let (a, b) = pair("streams-reject").await;
+    let stream = Digest::from_name("garbage");
+    let producer = a.streams().producer(ProducerConfig::new(stream)).unwrap();
+    let consumer = b.streams().consumer(ConsumerConfig::new(stream));
+    tokio::time::timeout(WAIT, consumer.subscribed(1)).await.unwrap();
+    producer.send(Bytes::from_static(b"\xff")).await.unwrap();
+    let datum = tokio::time::timeout(WAIT, consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(consumer.reject(datum.channel, "not a datum of ours"));
+    until("the producer sees the consumer leave", || {
+        producer.consumers() == 0
+    })
+    .await;
+    assert!(consumer.channels().is_empty());
+    // The producer's entry is unchanged: no reconnect loop.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(producer.consumers(), 0);
+    // A re-signed entry (the producer changed something) earns another try.
+    a.discovery().add_tags([Digest::from_name("fixed")]).await;
+    tokio::time::timeout(WAIT, consumer.subscribed(1)).await.unwrap();
     a.close().await;
     b.close().await;
 }

@@ -1,32 +1,33 @@
 //! Consumer: a worker that follows the catalog, and a receiver per producer.
 //!
 //! The worker starts one receiver for every peer whose signed entry lists
-//! the stream, whatever it is written in, and cancels receivers whose
-//! producer left or stopped listing it. A receiver connects, sends the
-//! handshake, checks `StartStream` (101 / 10404), then pushes every frame
-//! into the consumer's bounded queue: a full queue stops reading, which is
-//! backpressure all the way to the producer. How it reacts to a closed link
-//! follows mosaik: 401 → catalog sync, then retry; 10403, 204, 10404, 101
-//! and local cancellation end it; anything else retries under the backoff.
+//! the stream and passes `require`, whatever language it is written in, and
+//! cancels receivers whose producer left, went stale or stopped passing. A
+//! receiver that ended for good is tried again only once its producer's
+//! entry changes (a restart, a re-announce), so a gone stream is not dialled
+//! in a loop. A receiver connects, sends the handshake, checks `StartStream`
+//! (101 / 10404), then pushes every frame into the consumer's
+//! [`DeliveryQueue`]. How it reacts to a closed link follows mosaik: 401 →
+//! catalog sync, then retry; 10403, 204, 10404, 101, a datum the reader
+//! cannot decode and local cancellation end it; anything else retries under
+//! the backoff.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use bytes::Bytes;
 use iroh::{EndpointAddr, EndpointId};
-use tokio::{
-    sync::{Mutex, mpsc},
-    task::JoinHandle,
-};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::{
     backoff::{Backoff, BackoffConfig},
     handshake::{ConsumerHandshake, Criteria, StartStream},
-    status::{Connected, Stats},
+    queue::{Delivery, DeliveryQueue, Overflow},
+    require::Require,
+    status::{Channel, ChannelGuard, Channels, Stats},
 };
 use crate::{
-    discovery::Discovery,
+    discovery::{Discovery, PeerEntryVersion, SignedPeerEntry},
     network::{CloseReason, Link, LinkError, protocol::Streams as StreamsProtocol},
     primitives::Digest,
 };
@@ -40,7 +41,10 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 pub struct ConsumerConfig {
     pub stream_id: Digest,
     pub queue_size: usize,
+    pub overflow: Overflow,
     pub backoff: BackoffConfig,
+    /// Which producers to subscribe to (all when `None`).
+    pub require: Option<Require>,
 }
 
 impl ConsumerConfig {
@@ -48,7 +52,9 @@ impl ConsumerConfig {
         Self {
             stream_id,
             queue_size: 1024,
+            overflow: Overflow::Block,
             backoff: BackoffConfig::default(),
+            require: None,
         }
     }
 }
@@ -56,31 +62,29 @@ impl ConsumerConfig {
 struct Shared {
     config: ConsumerConfig,
     discovery: Discovery,
-    connected: Connected,
+    channels: Channels,
     stats: Stats,
+    queue: DeliveryQueue,
     cancel: CancellationToken,
 }
 
 pub struct Consumer {
     shared: Arc<Shared>,
-    queue: Mutex<mpsc::Receiver<Bytes>>,
 }
 
 impl Consumer {
     pub(crate) fn spawn(config: ConsumerConfig, discovery: Discovery) -> Self {
-        let (tx, rx) = mpsc::channel(config.queue_size.max(1));
+        let queue = DeliveryQueue::new(config.queue_size, config.overflow);
         let shared = Arc::new(Shared {
             config,
             discovery,
-            connected: Connected::default(),
+            channels: Channels::default(),
             stats: Stats::default(),
+            queue,
             cancel: CancellationToken::new(),
         });
-        tokio::spawn(follow_producers(shared.clone(), tx));
-        Self {
-            shared,
-            queue: Mutex::new(rx),
-        }
+        tokio::spawn(follow_producers(shared.clone()));
+        Self { shared }
     }
 
     pub fn stream_id(&self) -> Digest {
@@ -89,44 +93,64 @@ impl Consumer {
 
     /// Producers currently connected.
     pub fn producers(&self) -> usize {
-        self.shared.connected.get()
+        self.shared.channels.connected()
+    }
+
+    /// Every live channel (one per producer being followed).
+    pub fn channels(&self) -> Vec<Arc<Channel>> {
+        self.shared.channels.list()
     }
 
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
     }
 
+    /// Datums the overflow policy dropped.
+    pub fn dropped(&self) -> u64 {
+        self.shared.queue.dropped()
+    }
+
     /// Resolves once at least `minimum` producers are connected.
     pub async fn subscribed(&self, minimum: usize) {
-        self.shared.connected.at_least(minimum).await;
+        self.shared.channels.at_least(minimum).await;
     }
 
     /// The next datum, or `None` once closed and drained.
-    pub async fn recv(&self) -> Option<Bytes> {
-        self.queue.lock().await.recv().await
-    }
-
-    /// A datum if one is ready; `Err(true)` once closed and drained.
-    pub fn try_recv(&self) -> Result<Bytes, bool> {
-        let Ok(mut queue) = self.queue.try_lock() else {
-            return Err(false);
-        };
-        queue
-            .try_recv()
-            .map_err(|e| matches!(e, mpsc::error::TryRecvError::Disconnected))
+    pub async fn recv(&self) -> Option<Delivery> {
+        self.shared.queue.pop_many(1).await.pop()
     }
 
     /// Up to `max` datums, waiting for the first; empty once closed and drained.
-    pub async fn recv_batch(&self, max: usize) -> Vec<Bytes> {
-        let mut queue = self.queue.lock().await;
-        let mut batch = Vec::new();
-        queue.recv_many(&mut batch, max.max(1)).await;
-        batch
+    pub async fn recv_batch(&self, max: usize) -> Vec<Delivery> {
+        self.shared.queue.pop_many(max).await
     }
 
-    /// Cancels every receiver (102 to producers); queued datums stay readable.
+    /// Up to `max` datums if any are ready; `Err(true)` once closed and
+    /// drained, `Err(false)` when merely empty.
+    pub fn try_recv_batch(&self, max: usize) -> Result<Vec<Delivery>, bool> {
+        self.shared.queue.try_pop_many(max)
+    }
+
+    /// Ends the subscription behind `channel` (400 to its producer) because
+    /// the reader could not use its datum; returns whether it was live.
+    pub fn reject(&self, channel: u64, reason: &str) -> bool {
+        let Some(channel) = self.shared.channels.get(channel) else {
+            return false;
+        };
+        warn!(
+            producer = %channel.peer().fmt_short(),
+            stream = %self.shared.config.stream_id,
+            reason,
+            "leaving a producer whose datum could not be decoded"
+        );
+        channel.cancel_token().cancel();
+        true
+    }
+
+    /// Leaves every producer (102); queued datums stay readable.
     pub fn close(&self) {
         self.shared.cancel.cancel();
+        self.shared.queue.close();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -136,36 +160,56 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.shared.cancel.cancel();
+        self.close();
     }
 }
 
+struct Following {
+    version: PeerEntryVersion,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
 /// Keeps one receiver per eligible producer.
-async fn follow_producers(shared: Arc<Shared>, queue: mpsc::Sender<Bytes>) {
+async fn follow_producers(shared: Arc<Shared>) {
     let mut events = shared.discovery.subscribe();
-    let mut receivers: HashMap<EndpointId, (CancellationToken, JoinHandle<()>)> = HashMap::new();
     let stop = shared.discovery.cancel_token().clone();
+    let mut following: HashMap<EndpointId, Following> = HashMap::new();
+    // Producers whose receiver ended for good, with their entry's version then.
+    let mut ended: HashMap<EndpointId, PeerEntryVersion> = HashMap::new();
+    let mut verdicts: HashMap<EndpointId, (PeerEntryVersion, bool)> = HashMap::new();
     loop {
-        let producers: HashMap<EndpointId, EndpointAddr> = shared
-            .discovery
-            .peers()
-            .into_iter()
-            .filter(|e| e.entry().streams.contains(&shared.config.stream_id))
-            .map(|e| (e.entry().id(), e.entry().address.clone()))
-            .collect();
-        receivers.retain(|id, (cancel, task)| {
-            let keep = producers.contains_key(id) && !task.is_finished();
+        let eligible = eligible_producers(&shared, &mut verdicts).await;
+        following.retain(|id, f| {
+            if f.task.is_finished() {
+                // The entry as it is now: only a change after the end earns a retry.
+                let version = eligible.get(id).map_or(f.version, |e| e.entry().version);
+                ended.insert(*id, version);
+                return false;
+            }
+            let keep = eligible.contains_key(id);
             if !keep {
-                cancel.cancel();
+                f.cancel.cancel();
             }
             keep
         });
-        for (id, addr) in producers {
-            receivers.entry(id).or_insert_with(|| {
-                let cancel = shared.cancel.child_token();
-                let task = tokio::spawn(receive(shared.clone(), addr, queue.clone(), cancel.clone()));
-                (cancel, task)
-            });
+        ended.retain(|id, _| eligible.contains_key(id));
+        for (id, entry) in eligible {
+            let version = entry.entry().version;
+            if following.contains_key(&id) || ended.get(&id) == Some(&version) {
+                continue;
+            }
+            let cancel = shared.cancel.child_token();
+            let addr = entry.entry().address.clone();
+            let task = tokio::spawn(receive(shared.clone(), addr, cancel.clone()));
+            following.insert(
+                id,
+                Following {
+                    version,
+                    cancel,
+                    task,
+                },
+            );
         }
         tokio::select! {
             _ = shared.cancel.cancelled() => break,
@@ -174,26 +218,42 @@ async fn follow_producers(shared: Arc<Shared>, queue: mpsc::Sender<Bytes>) {
             _ = tokio::time::sleep(RECONCILE_EVERY) => {}
         }
     }
-    for (cancel, _) in receivers.values() {
-        cancel.cancel();
+    for f in following.values() {
+        f.cancel.cancel();
     }
+    shared.queue.close();
 }
 
-/// Counts a producer as connected for as long as it lives, even when the
-/// session future is dropped mid-way (cancellation).
-struct ConnectedGuard<'a>(&'a Shared);
-
-impl<'a> ConnectedGuard<'a> {
-    fn new(shared: &'a Shared) -> Self {
-        shared.connected.up();
-        Self(shared)
+/// Peers that list the stream and pass `require`, which is asked again only
+/// about entries it has not seen.
+async fn eligible_producers(
+    shared: &Shared,
+    verdicts: &mut HashMap<EndpointId, (PeerEntryVersion, bool)>,
+) -> HashMap<EndpointId, SignedPeerEntry> {
+    let mut producers: HashMap<EndpointId, SignedPeerEntry> = shared
+        .discovery
+        .peers()
+        .into_iter()
+        .filter(|e| e.entry().streams.contains(&shared.config.stream_id))
+        .map(|e| (e.entry().id(), e))
+        .collect();
+    let Some(require) = &shared.config.require else {
+        return producers;
+    };
+    verdicts.retain(|id, _| producers.contains_key(id));
+    let unseen: Vec<SignedPeerEntry> = producers
+        .values()
+        .filter(|e| verdicts.get(&e.entry().id()).map(|(v, _)| *v) != Some(e.entry().version))
+        .cloned()
+        .collect();
+    if !unseen.is_empty() {
+        let answers = require.check_all(unseen.clone()).await;
+        for (entry, accepted) in unseen.iter().zip(answers) {
+            verdicts.insert(entry.entry().id(), (entry.entry().version, accepted));
+        }
     }
-}
-
-impl Drop for ConnectedGuard<'_> {
-    fn drop(&mut self) {
-        self.0.connected.down();
-    }
+    producers.retain(|id, _| verdicts.get(id).is_some_and(|(_, accepted)| *accepted));
+    producers
 }
 
 /// How a session with one producer ended.
@@ -219,13 +279,15 @@ fn classify(error: &LinkError) -> Ending {
     }
 }
 
-async fn receive(
-    shared: Arc<Shared>,
-    addr: EndpointAddr,
-    queue: mpsc::Sender<Bytes>,
-    cancel: CancellationToken,
-) {
+/// Follows one producer until it ends for good or is cancelled.
+async fn receive(shared: Arc<Shared>, addr: EndpointAddr, cancel: CancellationToken) {
     let peer = addr.id;
+    // The channel's own token is a child: cancelling it alone means the
+    // reader rejected a datum; cancelling `cancel` means we left.
+    let guard = shared
+        .channels
+        .open(peer, shared.config.stream_id, cancel.child_token());
+    let stop = guard.channel().cancel_token().clone();
     let mut backoff = Backoff::new(shared.config.backoff.clone());
     let mut first = true;
     loop {
@@ -235,7 +297,7 @@ async fn receive(
                 return;
             };
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
             }
         }
@@ -245,15 +307,17 @@ async fn receive(
             .get(&peer)
             .map(|e| e.entry().address.clone())
             .unwrap_or(addr.clone());
-        let ending = tokio::select! {
-            _ = cancel.cancelled() => return,
-            ending = session(&shared, addr.clone(), &queue, &mut backoff, &cancel) => ending,
-        };
+        let ending = session(&shared, addr.clone(), &guard, &mut backoff, &cancel).await;
+        guard.connecting();
         match ending {
             Ending::Terminal => return,
             Ending::Retry => {}
             Ending::UnknownPeer => {
-                if let Err(e) = shared.discovery.sync_with(addr).await {
+                let synced = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    synced = shared.discovery.sync_with(addr) => synced,
+                };
+                if let Err(e) = synced {
                     debug!(peer = %peer.fmt_short(), error = %e, "sync after 401 failed");
                     return;
                 }
@@ -265,53 +329,80 @@ async fn receive(
 async fn session(
     shared: &Shared,
     addr: EndpointAddr,
-    queue: &mpsc::Sender<Bytes>,
+    guard: &ChannelGuard<'_>,
     backoff: &mut Backoff,
     cancel: &CancellationToken,
 ) -> Ending {
+    let channel = guard.channel();
+    let stop = channel.cancel_token();
+    let started = tokio::select! {
+        _ = stop.cancelled() => return Ending::Terminal,
+        started = start_session(shared, addr) => started,
+    };
+    let mut link = match started {
+        Ok(link) => link,
+        Err(ending) => return ending,
+    };
+    guard.connected();
+    let ending = loop {
+        let frame = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break Ending::Terminal,
+            frame = link.recv_raw() => match frame {
+                Ok(frame) => frame.freeze(),
+                Err(e) => break classify(&e),
+            },
+        };
+        shared.stats.record(frame.len());
+        channel.stats().record(frame.len());
+        backoff.reset();
+        let delivery = Delivery {
+            channel: channel.key(),
+            payload: frame,
+        };
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break Ending::Terminal,
+            pushed = shared.queue.push(delivery) => if pushed.is_err() { break Ending::Terminal },
+        }
+    };
+    if stop.is_cancelled() {
+        // Our own leaving is 102; a datum the reader refused is the producer's fault.
+        let reason = if cancel.is_cancelled() {
+            CloseReason::Cancelled
+        } else {
+            CloseReason::ProtocolViolation
+        };
+        link.close(reason, Duration::from_millis(200)).await;
+    }
+    ending
+}
+
+/// Connects, sends the handshake and checks the producer's `StartStream`.
+async fn start_session(shared: &Shared, addr: EndpointAddr) -> Result<Link<StreamsProtocol>, Ending> {
     let stream = shared.config.stream_id;
     let network = shared.discovery.network();
-    let mut link = match Link::<StreamsProtocol>::open(shared.discovery.endpoint(), addr).await {
-        Ok(link) => link,
-        Err(e) => return classify(&e),
-    };
+    let mut link = Link::<StreamsProtocol>::open(shared.discovery.endpoint(), addr)
+        .await
+        .map_err(|e| classify(&e))?;
     let handshake = ConsumerHandshake {
         network_id: network,
         stream_id: stream,
         criteria: Criteria {},
     };
-    if let Err(e) = link.send(&handshake).await {
-        return classify(&e);
-    }
+    link.send(&handshake).await.map_err(|e| classify(&e))?;
     let start: StartStream = match tokio::time::timeout(START_TIMEOUT, link.recv()).await {
         Ok(Ok(start)) => start,
-        Ok(Err(e)) => return classify(&e),
-        Err(_) => return Ending::Retry,
+        Ok(Err(e)) => return Err(classify(&e)),
+        Err(_) => return Err(Ending::Retry),
     };
     if start.0 != network {
         link.close_now(CloseReason::DifferentNetwork);
-        return Ending::Terminal;
+        return Err(Ending::Terminal);
     }
     if start.1 != stream {
         link.close_now(CloseReason::StreamNotFound);
-        return Ending::Terminal;
+        return Err(Ending::Terminal);
     }
-    let _connected = ConnectedGuard::new(shared);
-    let ending = loop {
-        let frame = match link.recv_raw().await {
-            Ok(frame) => frame.freeze(),
-            Err(e) => break classify(&e),
-        };
-        shared.stats.record(frame.len());
-        backoff.reset();
-        tokio::select! {
-            _ = cancel.cancelled() => break Ending::Terminal,
-            sent = queue.send(frame) => if sent.is_err() { break Ending::Terminal },
-        }
-    };
-    if cancel.is_cancelled() {
-        link.close(CloseReason::Cancelled, Duration::from_millis(200))
-            .await;
-    }
-    ending
+    Ok(link)
 }

@@ -4,13 +4,16 @@
 //! accepts subscriptions, checking in mosaik's order: the consumer is in
 //! our catalog (401 before the handshake is read), the handshake arrives in
 //! time and decodes (400), the network matches (101), the stream exists
-//! (10404), and the producer has capacity (10509, in the fan-out worker).
+//! (10404), then the producer checks capacity (10509) and its `require`
+//! predicate (10403).
 //! Consumers follow the catalog on their own ([`consumer`]).
 
 pub mod backoff;
 pub mod consumer;
 pub mod handshake;
 pub mod producer;
+pub mod queue;
+pub mod require;
 pub mod status;
 
 use std::{
@@ -29,6 +32,9 @@ use tracing::debug;
 pub use self::{
     consumer::{Consumer, ConsumerConfig},
     producer::{Lagging, Producer, ProducerConfig, SendError},
+    queue::{Delivery, Overflow},
+    require::Require,
+    status::{Channel, State, Stats},
 };
 use self::{handshake::ConsumerHandshake, producer::Subscribe};
 use crate::{
@@ -81,10 +87,17 @@ impl Streams {
             sinks.insert(stream, (producer.clone(), subscribe));
             producer
         };
-        // Stream ids stay advertised, as in mosaik: consumers learn "gone" from 204.
+        // Stream ids stay advertised, as in mosaik: consumers learn "gone"
+        // from 204. The entry is re-signed even when it already lists the
+        // stream, so consumers that gave up on an earlier producer try again.
         let discovery = self.inner.discovery.clone();
         self.inner.discovery.spawn(async move {
-            discovery.update_local(|entry| entry.streams.insert(stream)).await;
+            discovery
+                .update_local(|entry| {
+                    entry.streams.insert(stream);
+                    true
+                })
+                .await;
         });
         Ok(producer)
     }
@@ -110,10 +123,10 @@ impl Streams {
 
     async fn accept_subscription(&self, connection: Connection) -> Result<(), String> {
         let remote = connection.remote_id();
-        if !self.inner.discovery.knows(&remote) {
+        let Some(consumer) = self.inner.discovery.get(&remote) else {
             close_connection(&connection, CloseReason::UnknownPeer);
             return Err("unknown peer (401)".into());
-        }
+        };
         let mut link = Link::<StreamsProtocol>::accept(connection)
             .await
             .map_err(|e| e.to_string())?;
@@ -132,7 +145,7 @@ impl Streams {
                 .await;
             return Err(format!("no producer for {} (10404)", handshake.stream_id));
         };
-        if let Err(mpsc::error::SendError((link, _))) = sink.send((link, remote)).await {
+        if let Err(mpsc::error::SendError((link, _))) = sink.send((link, consumer)).await {
             link.close(CloseReason::StreamNotFound, Duration::from_millis(200))
                 .await;
             return Err("producer closed (10404)".into());

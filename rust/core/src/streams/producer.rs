@@ -5,14 +5,14 @@
 //! channel. The fan-out worker hands each datum's bytes, encoded once, to
 //! every consumer's own bounded queue; when one is full the `Lagging` policy
 //! decides: disconnect it with 10413 (mosaik's default), drop the datum for
-//! it, or block until it has room. Each sender writes every frame it has
-//! queued and flushes once. Closing the producer ends every subscription
-//! with 204 `GracefulShutdown`.
+//! it, or block until it has room. A new subscription is checked as mosaik
+//! does: capacity (10509), then `require` on the consumer's entry (10403).
+//! Each sender writes every frame it has queued and flushes once. Closing
+//! the producer ends every subscription with 204 `GracefulShutdown`.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use iroh::EndpointId;
 use tokio::sync::{
     mpsc::{self, error::TrySendError},
     oneshot,
@@ -22,9 +22,11 @@ use tracing::debug;
 
 use super::{
     handshake::StartStream,
-    status::{Connected, Stats},
+    require::Require,
+    status::{Channel, Channels, Stats},
 };
 use crate::{
+    discovery::SignedPeerEntry,
     network::{CloseReason, Link, protocol::Streams as StreamsProtocol},
     primitives::Digest,
 };
@@ -49,6 +51,8 @@ pub struct ProducerConfig {
     pub buffer_size: usize,
     pub lagging: Lagging,
     pub max_consumers: usize,
+    /// Which consumers may subscribe (all when `None`).
+    pub require: Option<Require>,
 }
 
 impl ProducerConfig {
@@ -58,6 +62,7 @@ impl ProducerConfig {
             buffer_size: 1024,
             lagging: Lagging::Disconnect,
             max_consumers: usize::MAX,
+            require: None,
         }
     }
 }
@@ -75,13 +80,13 @@ pub enum SendError {
 pub(crate) struct Shared {
     pub(crate) config: ProducerConfig,
     pub(crate) network: Digest,
-    connected: Connected,
+    channels: Channels,
     stats: Stats,
     pub(crate) cancel: CancellationToken,
 }
 
-/// A subscription handed over by the acceptor.
-pub(crate) type Subscribe = (Link<StreamsProtocol>, EndpointId);
+/// A subscription handed over by the acceptor, with the consumer's entry.
+pub(crate) type Subscribe = (Link<StreamsProtocol>, SignedPeerEntry);
 
 #[derive(Clone)]
 pub struct Producer {
@@ -97,7 +102,7 @@ impl Producer {
         let shared = Arc::new(Shared {
             config,
             network,
-            connected: Connected::default(),
+            channels: Channels::default(),
             stats: Stats::default(),
             cancel: CancellationToken::new(),
         });
@@ -117,7 +122,12 @@ impl Producer {
 
     /// Consumers that have received `StartStream` and not left.
     pub fn consumers(&self) -> usize {
-        self.shared.connected.get()
+        self.shared.channels.connected()
+    }
+
+    /// Every live subscription, connecting or connected.
+    pub fn channels(&self) -> Vec<Arc<Channel>> {
+        self.shared.channels.list()
     }
 
     pub fn is_online(&self) -> bool {
@@ -134,7 +144,7 @@ impl Producer {
 
     /// Resolves once at least `minimum` consumers are connected.
     pub async fn subscribed(&self, minimum: usize) {
-        self.shared.connected.at_least(minimum).await;
+        self.shared.channels.at_least(minimum).await;
     }
 
     /// Sends a datum, waiting while offline or full.
@@ -188,7 +198,7 @@ async fn fan_out(
     loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => break,
-            Some((link, peer)) = subscribe.recv() => {
+            Some((link, consumer)) = subscribe.recv() => {
                 subscriptions.retain(|s| !s.queue.is_closed());
                 if subscriptions.len() >= shared.config.max_consumers {
                     link.close(CloseReason::NoCapacity, std::time::Duration::from_millis(200)).await;
@@ -196,7 +206,7 @@ async fn fan_out(
                 }
                 let (queue, queued) = mpsc::channel(shared.config.buffer_size.max(1));
                 let (stop, stopped) = oneshot::channel();
-                tokio::spawn(run_sender(shared.clone(), link, peer, queued, stopped));
+                tokio::spawn(run_sender(shared.clone(), link, consumer, queued, stopped));
                 subscriptions.push(Subscription { queue, stop: Some(stop) });
             }
             Some(datum) = datums.recv() => {
@@ -225,16 +235,33 @@ async fn fan_out(
 async fn run_sender(
     shared: Arc<Shared>,
     mut link: Link<StreamsProtocol>,
-    peer: EndpointId,
+    consumer: SignedPeerEntry,
     mut queued: mpsc::Receiver<Bytes>,
     mut stop: oneshot::Receiver<CloseReason>,
 ) {
+    let peer = consumer.entry().id();
+    let guard = shared
+        .channels
+        .open(peer, shared.config.stream_id, shared.cancel.child_token());
+    if let Some(require) = &shared.config.require {
+        let allowed = tokio::select! {
+            _ = &mut stop => false,
+            allowed = require.check(consumer) => allowed,
+        };
+        if !allowed {
+            debug!(peer = %peer.fmt_short(), "consumer refused by require (10403)");
+            link.close(CloseReason::NotAllowed, std::time::Duration::from_millis(500))
+                .await;
+            return;
+        }
+    }
     let start = StartStream(shared.network, shared.config.stream_id);
     if let Err(e) = link.send(&start).await {
         debug!(peer = %peer.fmt_short(), error = %e, "could not start the stream");
         return;
     }
-    shared.connected.up();
+    guard.connected();
+    let channel = guard.channel();
     let connection = link.connection().clone();
     let reason = loop {
         let first = tokio::select! {
@@ -252,10 +279,10 @@ async fn run_sender(
             biased;
             reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
             _ = connection.closed() => break None,
-            written = write_batch(&mut link, first, &mut queued) => if written.is_err() { break None },
+            written = write_batch(&mut link, channel, first, &mut queued) => if written.is_err() { break None },
         }
     };
-    shared.connected.down();
+    drop(guard);
     if let Some(reason) = reason {
         debug!(peer = %peer.fmt_short(), %reason, "ending subscription");
         link.close(reason, std::time::Duration::from_millis(500)).await;
@@ -265,13 +292,18 @@ async fn run_sender(
 /// Writes `first` and everything already queued behind it, then flushes once.
 async fn write_batch(
     link: &mut Link<StreamsProtocol>,
+    channel: &Channel,
     first: Bytes,
     queued: &mut mpsc::Receiver<Bytes>,
 ) -> Result<(), crate::network::LinkError> {
+    channel.stats().record(first.len());
     link.feed_raw(first).await?;
     for _ in 1..MAX_COALESCED {
         match queued.try_recv() {
-            Ok(next) => link.feed_raw(next).await?,
+            Ok(next) => {
+                channel.stats().record(next.len());
+                link.feed_raw(next).await?
+            }
             Err(_) => break,
         }
     }

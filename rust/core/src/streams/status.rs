@@ -1,6 +1,23 @@
 //! Counters and channel state, as users see them (never on the wire).
+//!
+//! A channel is one subscription seen from one side: a producer's sender
+//! for one consumer, or a consumer's receiver for one producer. [`Channels`]
+//! lists the live ones (a terminated channel is removed, as in mosaik) and
+//! counts the connected ones, which is what online conditions wait on.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use iroh::EndpointId;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::primitives::Digest;
 
 /// Datums and payload bytes, counted as mosaik counts them (encoded bytes).
 #[derive(Debug, Default)]
@@ -24,35 +41,161 @@ impl Stats {
     }
 }
 
-/// How many channels are connected, with a way to wait for a minimum.
-#[derive(Debug)]
-pub struct Connected {
-    count: tokio::sync::watch::Sender<usize>,
+/// A live channel's state; `Terminated` channels are no longer listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Connecting,
+    Connected,
 }
 
-impl Default for Connected {
-    fn default() -> Self {
-        Self {
-            count: tokio::sync::watch::Sender::new(0),
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Connected => "connected",
         }
     }
 }
 
-impl Connected {
-    pub fn get(&self) -> usize {
-        *self.count.borrow()
+/// One subscription as one side sees it.
+#[derive(Debug)]
+pub struct Channel {
+    key: u64,
+    peer: EndpointId,
+    stream: Digest,
+    connected: AtomicBool,
+    stats: Stats,
+    /// Ends this channel alone (a consumer refusing a producer's datum).
+    cancel: CancellationToken,
+}
+
+impl Channel {
+    /// Identifies the channel among its owner's channels, for as long as it lives.
+    pub fn key(&self) -> u64 {
+        self.key
     }
 
-    pub fn up(&self) {
-        self.count.send_modify(|n| *n += 1);
+    /// The peer at the other end.
+    pub fn peer(&self) -> EndpointId {
+        self.peer
     }
 
-    pub fn down(&self) {
-        self.count.send_modify(|n| *n = n.saturating_sub(1));
+    pub fn stream(&self) -> Digest {
+        self.stream
+    }
+
+    pub fn state(&self) -> State {
+        if self.connected.load(Ordering::Acquire) {
+            State::Connected
+        } else {
+            State::Connecting
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+}
+
+/// The live channels of one producer or consumer.
+#[derive(Debug)]
+pub struct Channels {
+    next_key: AtomicU64,
+    live: Mutex<BTreeMap<u64, Arc<Channel>>>,
+    connected: watch::Sender<usize>,
+}
+
+impl Default for Channels {
+    fn default() -> Self {
+        Self {
+            next_key: AtomicU64::new(1),
+            live: Mutex::new(BTreeMap::new()),
+            connected: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Channels {
+    /// Lists a new channel as connecting; it is removed when the guard drops.
+    pub fn open(&self, peer: EndpointId, stream: Digest, cancel: CancellationToken) -> ChannelGuard<'_> {
+        let channel = Arc::new(Channel {
+            key: self.next_key.fetch_add(1, Ordering::Relaxed),
+            peer,
+            stream,
+            connected: AtomicBool::new(false),
+            stats: Stats::default(),
+            cancel,
+        });
+        self.live
+            .lock()
+            .expect("channels")
+            .insert(channel.key, channel.clone());
+        ChannelGuard {
+            channels: self,
+            channel,
+        }
+    }
+
+    pub fn list(&self) -> Vec<Arc<Channel>> {
+        self.live.lock().expect("channels").values().cloned().collect()
+    }
+
+    pub fn get(&self, key: u64) -> Option<Arc<Channel>> {
+        self.live.lock().expect("channels").get(&key).cloned()
+    }
+
+    /// How many channels are connected.
+    pub fn connected(&self) -> usize {
+        *self.connected.borrow()
     }
 
     /// Resolves once at least `minimum` channels are connected.
     pub async fn at_least(&self, minimum: usize) {
-        let _ = self.count.subscribe().wait_for(|n| *n >= minimum).await;
+        let _ = self.connected.subscribe().wait_for(|n| *n >= minimum).await;
+    }
+
+    fn set_connected(&self, channel: &Channel, connected: bool) {
+        if channel.connected.swap(connected, Ordering::AcqRel) != connected {
+            self.connected.send_modify(|n| {
+                *n = if connected { *n + 1 } else { n.saturating_sub(1) };
+            });
+        }
+    }
+}
+
+/// Keeps a channel listed for as long as it lives, even when the task that
+/// owns it is dropped mid-way (cancellation).
+pub struct ChannelGuard<'a> {
+    channels: &'a Channels,
+    channel: Arc<Channel>,
+}
+
+impl ChannelGuard<'_> {
+    pub fn channel(&self) -> &Arc<Channel> {
+        &self.channel
+    }
+
+    pub fn connected(&self) {
+        self.channels.set_connected(&self.channel, true);
+    }
+
+    /// Back to connecting (a consumer retrying its producer).
+    pub fn connecting(&self) {
+        self.channels.set_connected(&self.channel, false);
+    }
+}
+
+impl Drop for ChannelGuard<'_> {
+    fn drop(&mut self) {
+        self.channels.set_connected(&self.channel, false);
+        self.channels
+            .live
+            .lock()
+            .expect("channels")
+            .remove(&self.channel.key);
     }
 }

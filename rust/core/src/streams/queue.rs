@@ -1,0 +1,253 @@
+//! The consumer's bounded delivery queue, shared by all its receivers.
+//!
+//! Every datum keeps the key of the channel it came from, so the reader can
+//! end the subscription of a producer whose datum it cannot decode. When
+//! the queue is full, [`Overflow`] decides: wait for room (backpressure all
+//! the way to the producer, nothing lost), drop the oldest queued datum, or
+//! drop the new one. Readers are woken when the queue goes from empty to
+//! non-empty, not once per datum, and take many datums per wake.
+
+use std::{
+    collections::VecDeque,
+    pin::pin,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// What a full queue does with a new datum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// The receiver waits for room: the producer is held back.
+    Block,
+    /// The oldest queued datum is dropped to make room.
+    DropOldest,
+    /// The new datum is dropped.
+    DropNewest,
+}
+
+/// One received datum and the channel it came through.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub channel: u64,
+    pub payload: Bytes,
+}
+
+/// The queue was closed: nothing more is accepted.
+#[derive(Debug)]
+pub struct QueueClosed;
+
+pub struct DeliveryQueue {
+    capacity: usize,
+    overflow: Overflow,
+    state: Mutex<State>,
+    readable: Notify,
+    writable: Notify,
+    dropped: AtomicU64,
+}
+
+struct State {
+    items: VecDeque<Delivery>,
+    closed: bool,
+}
+
+impl DeliveryQueue {
+    pub fn new(capacity: usize, overflow: Overflow) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            capacity,
+            overflow,
+            state: Mutex::new(State {
+                items: VecDeque::with_capacity(capacity.min(4096)),
+                closed: false,
+            }),
+            readable: Notify::new(),
+            writable: Notify::new(),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Datums dropped by the overflow policy so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Queues a datum, applying the overflow policy when full.
+    pub async fn push(&self, delivery: Delivery) -> Result<(), QueueClosed> {
+        let mut delivery = Some(delivery);
+        loop {
+            let mut writable = pin!(self.writable.notified());
+            writable.as_mut().enable();
+            {
+                let mut state = self.state.lock().expect("queue");
+                if state.closed {
+                    return Err(QueueClosed);
+                }
+                if state.items.len() >= self.capacity {
+                    match self.overflow {
+                        Overflow::Block => {}
+                        Overflow::DropNewest => {
+                            self.dropped.fetch_add(1, Ordering::Relaxed);
+                            return Ok(());
+                        }
+                        Overflow::DropOldest => {
+                            state.items.pop_front();
+                            self.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                if state.items.len() < self.capacity {
+                    let was_empty = state.items.is_empty();
+                    state.items.push_back(delivery.take().expect("pushed once"));
+                    drop(state);
+                    if was_empty {
+                        self.readable.notify_waiters();
+                    }
+                    return Ok(());
+                }
+            }
+            writable.await;
+        }
+    }
+
+    /// Up to `max` datums, waiting for the first; empty once closed and drained.
+    pub async fn pop_many(&self, max: usize) -> Vec<Delivery> {
+        loop {
+            let mut readable = pin!(self.readable.notified());
+            readable.as_mut().enable();
+            match self.try_pop_many(max) {
+                Ok(batch) => return batch,
+                Err(true) => return Vec::new(),
+                Err(false) => readable.await,
+            }
+        }
+    }
+
+    /// Up to `max` datums if any are queued; `Err(true)` once closed and
+    /// drained, `Err(false)` when merely empty.
+    pub fn try_pop_many(&self, max: usize) -> Result<Vec<Delivery>, bool> {
+        let mut state = self.state.lock().expect("queue");
+        if state.items.is_empty() {
+            return Err(state.closed);
+        }
+        let was_full = state.items.len() >= self.capacity;
+        let take = max.max(1).min(state.items.len());
+        let batch: Vec<Delivery> = state.items.drain(..take).collect();
+        let more = !state.items.is_empty();
+        drop(state);
+        if was_full {
+            self.writable.notify_waiters();
+        }
+        if more {
+            // Another reader may be waiting behind this one.
+            self.readable.notify_waiters();
+        }
+        Ok(batch)
+    }
+
+    /// Refuses new datums; queued ones stay readable.
+    pub fn close(&self) {
+        self.state.lock().expect("queue").closed = true;
+        self.readable.notify_waiters();
+        self.writable.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use super::*;
+
+    fn datum(n: u8) -> Delivery {
+        Delivery {
+            channel: 1,
+            payload: Bytes::from(vec![n]),
+        }
+    }
+
+    fn payloads(batch: Vec<Delivery>) -> Vec<u8> {
+        batch.into_iter().map(|d| d.payload[0]).collect()
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_keeps_the_newest() {
+        let queue = DeliveryQueue::new(3, Overflow::DropOldest);
+        for n in 0..5 {
+            queue.push(datum(n)).await.unwrap();
+        }
+        assert_eq!(payloads(queue.pop_many(10).await), vec![2, 3, 4]);
+        assert_eq!(queue.dropped(), 2);
+    }
+
+    #[tokio::test]
+    async fn drop_newest_keeps_the_oldest() {
+        let queue = DeliveryQueue::new(3, Overflow::DropNewest);
+        for n in 0..5 {
+            queue.push(datum(n)).await.unwrap();
+        }
+        assert_eq!(payloads(queue.pop_many(10).await), vec![0, 1, 2]);
+        assert_eq!(queue.dropped(), 2);
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_room_and_loses_nothing() {
+        let queue = Arc::new(DeliveryQueue::new(2, Overflow::Block));
+        let writer = {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                for n in 0..100 {
+                    queue.push(datum(n)).await.unwrap();
+                }
+            })
+        };
+        let mut seen = Vec::new();
+        while seen.len() < 100 {
+            let batch = tokio::time::timeout(Duration::from_secs(5), queue.pop_many(7))
+                .await
+                .expect("a reader is woken");
+            assert!(batch.len() <= 2, "never more than the capacity is queued");
+            seen.extend(payloads(batch));
+        }
+        writer.await.unwrap();
+        assert_eq!(seen, (0..100).collect::<Vec<u8>>());
+        assert_eq!(queue.dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn close_drains_then_ends_and_refuses_new_datums() {
+        let queue = DeliveryQueue::new(4, Overflow::Block);
+        queue.push(datum(7)).await.unwrap();
+        queue.close();
+        assert!(queue.push(datum(8)).await.is_err());
+        assert_eq!(payloads(queue.pop_many(4).await), vec![7]);
+        assert!(queue.pop_many(4).await.is_empty());
+        assert!(matches!(queue.try_pop_many(4), Err(true)));
+    }
+
+    #[tokio::test]
+    async fn close_wakes_a_blocked_writer_and_a_waiting_reader() {
+        let queue = Arc::new(DeliveryQueue::new(1, Overflow::Block));
+        queue.push(datum(1)).await.unwrap();
+        let writer = {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.push(datum(2)).await })
+        };
+        let empty = Arc::new(DeliveryQueue::new(1, Overflow::Block));
+        let reader = {
+            let empty = empty.clone();
+            tokio::spawn(async move { empty.pop_many(1).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        queue.close();
+        empty.close();
+        let written = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        assert!(written.expect("writer woken").unwrap().is_err());
+        let read = tokio::time::timeout(Duration::from_secs(2), reader).await;
+        assert!(read.expect("reader woken").unwrap().is_empty());
+    }
+}
