@@ -15,13 +15,15 @@ from ._mosaik import PROTOCOL_VERSION, id_of
 from .discovery import DiscoveryConfig, DiscoveryEvent, PeerInfo
 from .errors import Closed, ConnectError, DecodeError, Empty, Full, MosaikError, Offline
 from .network import Network
-from .streams import Consumer, Producer, Stats
+from .streams import Backoff, ChannelInfo, Consumer, Producer, Stats
 
 __all__ = [
     "Network",
     "Producer",
     "Consumer",
     "Stats",
+    "ChannelInfo",
+    "Backoff",
     "PeerInfo",
     "DiscoveryEvent",
     "DiscoveryConfig",

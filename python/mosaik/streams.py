@@ -7,18 +7,25 @@ A stream is named like a network (a name, or a 64-hex id); to meet a Rust
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import AsyncIterator, Iterable
+import math
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _checks, codecs
-from .errors import Closed
+from .discovery import PeerInfo
+from .errors import Closed, DecodeError, MosaikError
 
 if TYPE_CHECKING:
     from ._mosaik import Consumer as NativeConsumer
-    from ._mosaik import Node
+    from ._mosaik import Node, _ChannelTuple, _PeerTuple
     from ._mosaik import Producer as NativeProducer
+
+#: How many datums a consumer moves from the native queue per crossing when
+#: the caller takes them one at a time (``recv``, ``async for``).
+_READ_AHEAD = 256
+
+Require = Callable[[PeerInfo], bool]
 
 
 @dataclass(frozen=True)
@@ -29,12 +36,95 @@ class Stats:
     bytes: int
 
 
+@dataclass(frozen=True)
+class ChannelInfo:
+    """One live subscription: a producer's consumer, or a consumer's producer."""
+
+    peer_id: str
+    stream_id: str
+    state: Literal["connecting", "connected"]
+    stats: Stats
+
+    @classmethod
+    def _from_tuple(cls, raw: _ChannelTuple) -> ChannelInfo:
+        peer_id, stream_id, state, datums, size = raw
+        return cls(peer_id, stream_id, state, Stats(datums, size))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How a consumer retries a producer whose link broke (mosaik's defaults).
+
+    Delays start at ``initial`` seconds and grow by ``factor`` up to
+    ``max_delay``; with ``jitter`` each is randomised so consumers do not
+    retry in step. A consumer gives up on a producer after ``max_elapsed``
+    seconds without a datum, and tries again when that producer's entry
+    changes (a restart, a re-announce).
+    """
+
+    initial: float = 0.5
+    factor: float = 1.5
+    max_delay: float = 60.0
+    max_elapsed: float = 300.0
+    jitter: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("initial", "factor", "max_delay", "max_elapsed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"backoff.{name}: expected a number, got {type(value).__name__}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"backoff.{name}: must be a finite number >= 0, got {value!r}")
+        if self.factor < 1:
+            raise ValueError(f"backoff.factor: must be at least 1, got {self.factor!r}")
+        if self.max_delay < self.initial:
+            raise ValueError(
+                f"backoff.max_delay: must be at least initial ({self.initial!r}), "
+                f"got {self.max_delay!r}"
+            )
+        _checks.check_bool("backoff.jitter", self.jitter)
+
+    def _as_tuple(self) -> tuple[float, float, float, float, bool]:
+        return (
+            float(self.initial),
+            float(self.factor),
+            float(self.max_delay),
+            float(self.max_elapsed),
+            self.jitter,
+        )
+
+
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name}: expected int, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name}: must be at least 1, got {value}")
     return value
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    _checks.check_str(name, value)
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _native_require(require: object) -> Callable[[_PeerTuple], bool] | None:
+    """Wraps a ``PeerInfo`` predicate for the native core, which passes tuples."""
+    if require is None:
+        return None
+    if not callable(require):
+        raise TypeError(
+            f"require: expected a callable taking a PeerInfo, got {type(require).__name__}"
+        )
+    predicate: Require = require
+    return lambda raw: bool(predicate(PeerInfo._from_tuple(raw)))
+
+
+def _with_datum(error: MosaikError, datum: Any) -> MosaikError:
+    """Hands the unsent datum back on the error, so nothing is lost."""
+    error.datum = datum  # type: ignore[attr-defined]
+    return error
 
 
 class _ProducerWhen:
@@ -51,7 +141,12 @@ class _ProducerWhen:
 
 
 class Producer:
-    """Publishes datums to every consumer of one stream."""
+    """Publishes datums to every consumer of one stream.
+
+    ``send``, ``try_send`` and ``send_many`` raise :class:`Offline`,
+    :class:`Full` or :class:`Closed` with the unsent datum as ``error.datum``
+    (and, from ``send_many``, how many went out before it as ``error.sent``).
+    """
 
     def __init__(self, native: NativeProducer, codec: codecs.Codec, name: str) -> None:
         self._native = native
@@ -71,18 +166,36 @@ class Producer:
     def stats(self) -> Stats:
         return Stats(*self._native.stats)
 
+    @property
+    def consumers(self) -> list[ChannelInfo]:
+        """Live subscriptions, connecting or connected."""
+        return [ChannelInfo._from_tuple(raw) for raw in self._native.channels]
+
     async def send(self, datum: Any) -> None:
         """Sends one datum, waiting while offline or full."""
-        await self._native.send(self._codec.encode(datum))
+        payload = self._codec.encode(datum)
+        try:
+            await self._native.send(payload)
+        except MosaikError as e:
+            raise _with_datum(e, datum) from None
 
     def try_send(self, datum: Any) -> None:
         """Sends without waiting; raises :class:`Offline`, :class:`Full` or :class:`Closed`."""
-        self._native.try_send(self._codec.encode(datum))
+        payload = self._codec.encode(datum)
+        try:
+            self._native.try_send(payload)
+        except MosaikError as e:
+            raise _with_datum(e, datum) from None
 
     async def send_many(self, datums: Iterable[Any]) -> int:
         """Sends datums in order with one crossing into the native core."""
-        encoded = [self._codec.encode(d) for d in datums]
-        return await self._native.send_many(encoded)
+        items = datums if isinstance(datums, list) else list(datums)
+        encode = self._codec.encode
+        try:
+            return await self._native.send_many([encode(d) for d in items])
+        except MosaikError as e:
+            sent: int = getattr(e, "sent", 0)
+            raise _with_datum(e, items[sent] if sent < len(items) else None) from None
 
     async def close(self) -> None:
         """Ends every subscription (consumers see 204 GracefulShutdown). Idempotent."""
@@ -95,7 +208,11 @@ class Producer:
         await self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._native.is_closed else f"{self._native.consumer_count} consumers"
+        if self._native.is_closed:
+            state = "closed"
+        else:
+            online = "online" if self.is_online else "offline"
+            state = f"{online}, {self._native.consumer_count} consumers"
         return f"<Producer {self._name!r} {state}, {self.stats.datums} datums>"
 
 
@@ -109,14 +226,23 @@ class _ConsumerWhen:
 
 
 class Consumer:
-    """Receives the datums of every producer of one stream, each producer in order."""
+    """Receives the datums of every producer of one stream, each producer in order.
+
+    A datum that fails to decode raises :class:`DecodeError` from the call
+    that meets it, once, and ends the subscription to the producer that sent
+    it; the datums around it are still delivered.
+    """
 
     def __init__(self, native: NativeConsumer, codec: codecs.Codec, name: str) -> None:
         self._native = native
-        self._codec = codec
+        self._decode = codec.decode
         self._name = name
-        # Payloads moved from the native queue in one batch, decoded on the way out.
-        self._buffer: deque[bytes] = deque()
+        # The last batch taken from the native queue, read from `_pos` on;
+        # `_runs` says which channel each payload came through, as
+        # (end index, channel) in order.
+        self._pending: list[bytes | None] = []
+        self._pos = 0
+        self._runs: list[tuple[int, int]] = []
         self.when = _ConsumerWhen(native)
 
     @property
@@ -125,42 +251,104 @@ class Consumer:
 
     @property
     def stats(self) -> Stats:
+        """Datums and bytes received from producers."""
         return Stats(*self._native.stats)
+
+    @property
+    def producers(self) -> list[ChannelInfo]:
+        """Producers being followed, connecting or connected."""
+        return [ChannelInfo._from_tuple(raw) for raw in self._native.channels]
+
+    @property
+    def dropped(self) -> int:
+        """Datums the overflow policy dropped (always 0 with ``overflow="block"``)."""
+        return self._native.dropped
+
+    def _fill(self, batch: tuple[list[bytes], list[tuple[int, int]]]) -> None:
+        payloads, runs = batch
+        self._pending = payloads  # type: ignore[assignment]
+        self._pos = 0
+        ends: list[tuple[int, int]] = []
+        total = 0
+        for count, channel in runs:
+            total += count
+            ends.append((total, channel))
+        self._runs = ends
+
+    async def _wait_for_more(self, max_items: int) -> bool:
+        """Refills the buffer from the native queue; False once closed and drained."""
+        batch = await self._native.recv_batch(max_items)
+        if batch is None:
+            return False
+        self._fill(batch)
+        return True
+
+    def _leave_sender_of(self, index: int, error: Exception) -> None:
+        """Ends the subscription to the producer that sent the datum at ``index``."""
+        channel = next((c for end, c in self._runs if index < end), None)
+        if channel is not None:
+            self._native.reject(channel, f"{type(error).__name__}: {error}")
+
+    def _take_one(self) -> Any:
+        pos = self._pos
+        payload = self._pending[pos]
+        self._pending[pos] = None  # release big payloads as soon as they are read
+        self._pos = pos + 1
+        try:
+            return self._decode(payload)  # type: ignore[arg-type]
+        except DecodeError as e:
+            self._leave_sender_of(pos, e)
+            raise
+        except Exception as e:
+            self._leave_sender_of(pos, e)
+            raise DecodeError(f"datum failed to decode: {type(e).__name__}: {e}") from e
+
+    def _take(self, max_items: int) -> list[Any]:
+        start = self._pos
+        chunk = self._pending[start : start + max_items]
+        try:
+            items = list(map(self._decode, chunk))  # type: ignore[arg-type]
+        except Exception:
+            # Deliver what decodes before the bad datum; it raises on its own.
+            items = []
+            for payload in chunk:
+                try:
+                    items.append(self._decode(payload))  # type: ignore[arg-type]
+                except Exception:
+                    break
+            if not items:
+                return [self._take_one()]
+        self._pos = start + len(items)
+        if self._pos >= len(self._pending):
+            self._pending, self._pos, self._runs = [], 0, []
+        return items
 
     async def recv(self) -> Any:
         """The next datum; raises :class:`Closed` once closed and drained."""
-        if self._buffer:
-            return self._codec.decode(self._buffer.popleft())
-        payload = await self._native.recv()
-        if payload is None:
+        if self._pos >= len(self._pending) and not await self._wait_for_more(_READ_AHEAD):
             raise Closed("the consumer is closed")
-        return self._codec.decode(payload)
+        return self._take_one()
 
     def try_recv(self) -> Any:
         """A datum if one is ready; raises :class:`Empty` otherwise."""
-        if self._buffer:
-            return self._codec.decode(self._buffer.popleft())
-        return self._codec.decode(self._native.try_recv())
+        if self._pos >= len(self._pending):
+            self._fill(self._native.try_recv_batch(_READ_AHEAD))
+        return self._take_one()
 
     async def recv_batch(self, max_items: int = 1024) -> list[Any]:
         """At least one and at most ``max_items`` datums."""
         max_items = _positive_int("max_items", max_items)
-        if not self._buffer:
-            self._buffer.extend(await self._native.recv_batch(max_items))
-            if not self._buffer:
-                raise Closed("the consumer is closed")
-        count = min(max_items, len(self._buffer))
-        return [self._codec.decode(self._buffer.popleft()) for _ in range(count)]
+        if self._pos >= len(self._pending) and not await self._wait_for_more(max_items):
+            raise Closed("the consumer is closed")
+        return self._take(max_items)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
 
     async def __anext__(self) -> Any:
-        if not self._buffer:
-            self._buffer.extend(await self._native.recv_batch(1024))
-            if not self._buffer:
-                raise StopAsyncIteration
-        return self._codec.decode(self._buffer.popleft())
+        if self._pos >= len(self._pending) and not await self._wait_for_more(_READ_AHEAD):
+            raise StopAsyncIteration
+        return self._take_one()
 
     async def close(self) -> None:
         """Leaves every producer (102 Cancelled); queued datums stay readable. Idempotent."""
@@ -191,17 +379,18 @@ class Streams:
         buffer_size: int = 1024,
         max_consumers: int | None = None,
         lagging: str = "disconnect",
-        require: object = None,
+        require: Require | None = None,
     ) -> Producer:
+        """Publishes ``stream``. ``require`` decides which consumers may subscribe
+        (asked once per subscription, with the consumer's :class:`PeerInfo`)."""
         name = _checks.check_str("stream", stream)
         resolved = codecs.resolve(codec)
-        if require is not None:
-            raise NotImplementedError("require: producer predicates are not supported yet")
         native = self._node.producer(
             name,
             _positive_int("buffer_size", buffer_size),
-            _checks.check_str("lagging", lagging),
+            _choice("lagging", lagging, ("disconnect", "drop", "block")),
             None if max_consumers is None else _positive_int("max_consumers", max_consumers),
+            _native_require(require),
         )
         return Producer(native, resolved, name)
 
@@ -211,13 +400,25 @@ class Streams:
         *,
         codec: object = "bytes",
         queue_size: int = 1024,
-        require: object = None,
+        overflow: str = "block",
+        backoff: Backoff | None = None,
+        require: Require | None = None,
     ) -> Consumer:
+        """Subscribes to every producer of ``stream``. ``require`` decides which
+        producers to follow (asked again whenever a producer's entry changes)."""
         name = _checks.check_str("stream", stream)
         resolved = codecs.resolve(codec)
-        if require is not None:
-            raise NotImplementedError("require: consumer predicates are not supported yet")
-        native = self._node.consumer(name, _positive_int("queue_size", queue_size))
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TypeError(
+                f"backoff: expected mosaik.Backoff or None, got {type(backoff).__name__}"
+            )
+        native = self._node.consumer(
+            name,
+            _positive_int("queue_size", queue_size),
+            _choice("overflow", overflow, ("block", "drop_oldest", "drop_newest")),
+            None if backoff is None else backoff._as_tuple(),
+            _native_require(require),
+        )
         return Consumer(native, resolved, name)
 
     def __repr__(self) -> str:

@@ -83,7 +83,27 @@ async fn closing_the_producer_ends_the_subscription_for_good() {
         a.streams().producer(ProducerConfig::new(stream)).is_err(),
         "one producer per stream"
     );
+    // Everything `send` accepted before the close still arrives.
+    for n in 0..1000u32 {
+        producer
+            .send(Bytes::copy_from_slice(&n.to_be_bytes()))
+            .await
+            .unwrap();
+    }
     producer.close();
+    let mut received = 0u32;
+    while received < 1000 {
+        let batch = tokio::time::timeout(WAIT, consumer.recv_batch(1000))
+            .await
+            .expect("accepted datums are delivered");
+        for datum in batch {
+            assert_eq!(
+                u32::from_be_bytes(datum.payload[..].try_into().unwrap()),
+                received
+            );
+            received += 1;
+        }
+    }
     tokio::time::timeout(WAIT, async {
         while consumer.producers() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;

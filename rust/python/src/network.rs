@@ -220,21 +220,30 @@ impl PyNode {
         discovery::PyDiscoveryEvents::new(&self.node)
     }
 
-    #[pyo3(signature = (stream, buffer_size, lagging, max_consumers))]
+    #[pyo3(signature = (stream, buffer_size, lagging, max_consumers, require))]
     fn producer(
         &self,
         stream: &str,
         buffer_size: usize,
         lagging: &str,
         max_consumers: Option<usize>,
+        require: Option<Py<PyAny>>,
     ) -> PyResult<streams::PyProducer> {
         self.check_open()?;
-        streams::producer(&self.node, stream, buffer_size, lagging, max_consumers)
+        streams::producer(&self.node, stream, buffer_size, lagging, max_consumers, require)
     }
 
-    fn consumer(&self, stream: &str, queue_size: usize) -> PyResult<streams::PyConsumer> {
+    #[pyo3(signature = (stream, queue_size, overflow, backoff, require))]
+    fn consumer(
+        &self,
+        stream: &str,
+        queue_size: usize,
+        overflow: &str,
+        backoff: Option<streams::BackoffTuple>,
+        require: Option<Py<PyAny>>,
+    ) -> PyResult<streams::PyConsumer> {
         self.check_open()?;
-        streams::consumer(&self.node, stream, queue_size)
+        streams::consumer(&self.node, stream, queue_size, overflow, backoff, require)
     }
 
     /// Closes the node; idempotent.

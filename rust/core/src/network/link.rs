@@ -60,6 +60,10 @@ impl LinkError {
 }
 
 /// A framed, bidirectional link to one peer for protocol `P`.
+/// How long a link that saw the peer end its stream waits for the peer's
+/// close reason before calling it an unexpected end (103).
+const CLOSE_AFTER_END: Duration = Duration::from_secs(1);
+
 pub struct Link<P: Protocol> {
     connection: Connection,
     writer: FramedWrite<SendStream, LengthDelimitedCodec>,
@@ -167,7 +171,9 @@ impl<P: Protocol> Link<P> {
             Some(Ok(frame)) => Ok(frame),
             Some(Err(e)) => Err(self.io_error(e)),
             None => {
-                if let Some(reason) = self.connection.close_reason() {
+                // A peer closing gracefully ends its stream first and closes
+                // the connection, with its reason, right after.
+                if let Ok(reason) = tokio::time::timeout(CLOSE_AFTER_END, self.connection.closed()).await {
                     return Err(Self::lost(&self.connection, reason));
                 }
                 self.close_now(CloseReason::UnexpectedClose);
@@ -181,6 +187,19 @@ impl<P: Protocol> Link<P> {
     pub async fn close(self, reason: CloseReason, grace: Duration) {
         close_connection(&self.connection, reason);
         let _ = tokio::time::timeout(grace, self.connection.closed()).await;
+    }
+
+    /// Ends our side of the stream, waits (at most `grace`) until the peer
+    /// has received everything written, then closes with `reason`. Closing
+    /// at once could drop frames still in flight.
+    pub async fn finish_and_close(mut self, reason: CloseReason, grace: Duration) {
+        let _ = tokio::time::timeout(grace, async {
+            if self.writer.flush().await.is_ok() && self.writer.get_mut().finish().is_ok() {
+                let _ = self.writer.get_ref().stopped().await;
+            }
+        })
+        .await;
+        self.close(reason, grace).await;
     }
 
     /// Closes with `reason` without waiting.

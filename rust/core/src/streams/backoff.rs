@@ -17,6 +17,8 @@ pub struct BackoffConfig {
     pub max_delay: Duration,
     /// Give up after this long without receiving a datum.
     pub max_elapsed: Duration,
+    /// Randomise each delay so that consumers of one producer do not retry in step.
+    pub jitter: bool,
 }
 
 impl Default for BackoffConfig {
@@ -26,6 +28,7 @@ impl Default for BackoffConfig {
             factor: 1.5,
             max_delay: Duration::from_secs(60),
             max_elapsed: Duration::from_secs(300),
+            jitter: true,
         }
     }
 }
@@ -47,13 +50,16 @@ impl Backoff {
     }
 
     fn policy(config: &BackoffConfig) -> backon::ExponentialBackoff {
-        ExponentialBuilder::new()
+        let builder = ExponentialBuilder::new()
             .with_min_delay(config.initial)
             .with_factor(config.factor)
             .with_max_delay(config.max_delay)
-            .with_jitter()
-            .without_max_times()
-            .build()
+            .without_max_times();
+        if config.jitter {
+            builder.with_jitter().build()
+        } else {
+            builder.build()
+        }
     }
 
     /// A datum arrived: start over.
@@ -92,5 +98,20 @@ mod tests {
         assert_eq!(backoff.next_delay(), None);
         backoff.reset();
         assert!(backoff.next_delay().unwrap() <= Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_jitter_the_delays_are_exact() {
+        let mut backoff = Backoff::new(BackoffConfig {
+            initial: Duration::from_millis(100),
+            factor: 2.0,
+            max_delay: Duration::from_millis(500),
+            max_elapsed: Duration::from_secs(10),
+            jitter: false,
+        });
+        let delays: Vec<u128> = (0..5)
+            .map(|_| backoff.next_delay().unwrap().as_millis())
+            .collect();
+        assert_eq!(delays, vec![100, 200, 400, 500, 500]);
     }
 }

@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 pub use self::{
+    backoff::BackoffConfig,
     consumer::{Consumer, ConsumerConfig},
     producer::{Lagging, Producer, ProducerConfig, SendError},
     queue::{Delivery, Overflow},

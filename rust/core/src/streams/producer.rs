@@ -10,7 +10,7 @@
 //! Each sender writes every frame it has queued and flushes once. Closing
 //! the producer ends every subscription with 204 `GracefulShutdown`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use tokio::sync::{
@@ -33,6 +33,10 @@ use crate::{
 
 /// Frames a sender writes before it flushes.
 const MAX_COALESCED: usize = 256;
+/// Bound on delivering what was accepted before a graceful close.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a closing link waits for the peer to see the close.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// What to do with a consumer whose queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +205,7 @@ async fn fan_out(
             Some((link, consumer)) = subscribe.recv() => {
                 subscriptions.retain(|s| !s.queue.is_closed());
                 if subscriptions.len() >= shared.config.max_consumers {
-                    link.close(CloseReason::NoCapacity, std::time::Duration::from_millis(200)).await;
+                    link.close(CloseReason::NoCapacity, CLOSE_GRACE).await;
                     continue;
                 }
                 let (queue, queued) = mpsc::channel(shared.config.buffer_size.max(1));
@@ -210,25 +214,48 @@ async fn fan_out(
                 subscriptions.push(Subscription { queue, stop: Some(stop) });
             }
             Some(datum) = datums.recv() => {
-                shared.stats.record(datum.len());
-                subscriptions.retain(|s| !s.queue.is_closed());
-                for subscription in &mut subscriptions {
-                    match subscription.queue.try_send(datum.clone()) {
-                        Ok(()) | Err(TrySendError::Closed(_)) => {}
-                        Err(TrySendError::Full(datum)) => match shared.config.lagging {
-                            Lagging::Disconnect => subscription.stop(CloseReason::TooSlow),
-                            Lagging::Drop => {}
-                            Lagging::Block => {
-                                let _ = subscription.queue.send(datum).await;
-                            }
-                        },
-                    }
-                }
+                deliver(&shared, &mut subscriptions, datum, &shared.cancel).await;
             }
         }
     }
+    // Closing is graceful: what `send` accepted still goes out, within a bound.
+    datums.close();
+    let never = CancellationToken::new();
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(datum) = datums.recv().await {
+            deliver(&shared, &mut subscriptions, datum, &never).await;
+        }
+    })
+    .await;
     for subscription in &mut subscriptions {
         subscription.stop(CloseReason::GracefulShutdown);
+    }
+}
+
+/// Hands one datum to every subscription, applying the lagging policy to
+/// full ones; `Block` waits until `stop_waiting` is cancelled at most.
+async fn deliver(
+    shared: &Shared,
+    subscriptions: &mut Vec<Subscription>,
+    datum: Bytes,
+    stop_waiting: &CancellationToken,
+) {
+    shared.stats.record(datum.len());
+    subscriptions.retain(|s| !s.queue.is_closed());
+    for subscription in subscriptions.iter_mut() {
+        match subscription.queue.try_send(datum.clone()) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(datum)) => match shared.config.lagging {
+                Lagging::Disconnect => subscription.stop(CloseReason::TooSlow),
+                Lagging::Drop => {}
+                Lagging::Block => {
+                    tokio::select! {
+                        _ = stop_waiting.cancelled() => {}
+                        _ = subscription.queue.send(datum) => {}
+                    }
+                }
+            },
+        }
     }
 }
 
@@ -250,8 +277,7 @@ async fn run_sender(
         };
         if !allowed {
             debug!(peer = %peer.fmt_short(), "consumer refused by require (10403)");
-            link.close(CloseReason::NotAllowed, std::time::Duration::from_millis(500))
-                .await;
+            link.close(CloseReason::NotAllowed, CLOSE_GRACE).await;
             return;
         }
     }
@@ -261,7 +287,7 @@ async fn run_sender(
         return;
     }
     guard.connected();
-    let channel = guard.channel();
+    let channel = guard.channel().clone();
     let connection = link.connection().clone();
     let reason = loop {
         let first = tokio::select! {
@@ -279,13 +305,30 @@ async fn run_sender(
             biased;
             reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
             _ = connection.closed() => break None,
-            written = write_batch(&mut link, channel, first, &mut queued) => if written.is_err() { break None },
+            written = write_batch(&mut link, &channel, first, &mut queued) => if written.is_err() { break None },
         }
     };
     drop(guard);
-    if let Some(reason) = reason {
-        debug!(peer = %peer.fmt_short(), %reason, "ending subscription");
-        link.close(reason, std::time::Duration::from_millis(500)).await;
+    match reason {
+        Some(CloseReason::GracefulShutdown) => {
+            // Frames already queued for this consumer still go out, within a
+            // bound; then the stream ends and 204 follows once they arrived.
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+                while let Ok(first) = queued.try_recv() {
+                    write_batch(&mut link, &channel, first, &mut queued).await?;
+                }
+                Ok::<_, crate::network::LinkError>(())
+            })
+            .await;
+            debug!(peer = %peer.fmt_short(), "ending subscription gracefully (204)");
+            link.finish_and_close(CloseReason::GracefulShutdown, CLOSE_GRACE)
+                .await;
+        }
+        Some(reason) => {
+            debug!(peer = %peer.fmt_short(), %reason, "ending subscription");
+            link.close(reason, CLOSE_GRACE).await;
+        }
+        None => {}
     }
 }
 
