@@ -50,13 +50,18 @@ fn py_level(level: &Level) -> u8 {
     }
 }
 
+/// The core (`mosaik_core`) and this binding (its lib is `_mosaik`).
+fn is_ours(target: &str) -> bool {
+    target.starts_with("mosaik") || target.starts_with("_mosaik")
+}
+
 /// Our crates log at the chosen level. Dependencies (iroh, noq, ...) warn
 /// about routine things (peers vanishing mid-handshake, endpoints closing),
 /// so they are forwarded from ERROR up, from WARNING up at DEBUG, and fully
 /// at TRACE.
 fn wanted(level: u8, target: &str) -> bool {
     let threshold = PY_LEVEL.load(Ordering::Relaxed);
-    if target.starts_with("mosaik") {
+    if is_ours(target) {
         return level >= threshold;
     }
     if DEPENDENCIES_MUTED.load(Ordering::Relaxed) {
@@ -106,7 +111,10 @@ impl<S: Subscriber> Layer<S> for PythonLayer {
         event.record(&mut MessageVisitor(&mut message));
         let record = Record {
             level: py_level(metadata.level()),
-            logger: format!("mosaik.{}", crate_name.trim_start_matches("mosaik_")),
+            logger: match crate_name {
+                "_mosaik" => "mosaik.binding".to_owned(),
+                name => format!("mosaik.{}", name.trim_start_matches("mosaik_")),
+            },
             message,
         };
         if self.sender.try_send(record).is_err() {
