@@ -219,7 +219,8 @@ async def test_a_datum_decoded_in_a_batch_still_arrives_before_the_bad_one() -> 
 async def test_a_custom_codec_failure_is_a_decode_error() -> None:
     class Strict:
         def encode(self, obj: object) -> bytes:
-            return bytes(obj)  # type: ignore[call-overload]
+            assert isinstance(obj, bytes)
+            return obj
 
         def decode(self, buf: bytes) -> bytes:
             if buf == b"bad":
