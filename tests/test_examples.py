@@ -39,8 +39,11 @@ def test_mosaik_demo_shows_nodes_meeting_and_streaming() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "every node knows the 2 others" in result.stdout, result.stdout
-    rates = [line for line in result.stdout.splitlines() if "datums/s delivered" in line]
-    assert rates, result.stdout
-    delivered = int(rates[-1].split()[0].replace(",", ""))
+    progress = [line for line in result.stdout.splitlines() if "datums/s delivered" in line]
+    assert progress, result.stdout
+    delivered = int(progress[-1].split("]")[1].split()[0].replace(",", ""))
     assert delivered > 0, result.stdout
+    [total] = [line for line in result.stdout.splitlines() if line.startswith("| all consumers")]
+    datums, rate, _, p50, p99 = (cell.strip() for cell in total.strip("|").split("|")[1:])
+    assert int(datums.replace(",", "")) > 0 and float(p50) <= float(p99), total
     assert "all nodes closed" in result.stdout

@@ -18,6 +18,37 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
+def _percentile(samples: list[int], fraction: float) -> float:
+    """The sample at ``fraction`` of the sorted list, in milliseconds (nan when empty)."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1e6
+
+
+class _Reader:
+    """One consumer's counters: datums seen and latency samples (ns), bounded."""
+
+    MAX_SAMPLES = 200_000
+
+    def __init__(self, node: Network, consumer: Consumer) -> None:
+        self.name = node.peer_id[:16]
+        self.consumer = consumer
+        self.datums = 0
+        self.window: list[int] = []  # latencies since the last progress line
+        self.samples: list[int] = []  # latencies for the summary
+
+    def record(self, batch: list[bytes]) -> None:
+        now = time.monotonic_ns()
+        self.datums += len(batch)
+        # The first and last datum of each batch: the batch's age range.
+        for datum in (batch[0], batch[-1]):
+            latency = now - int.from_bytes(datum[:8], "little")
+            self.window.append(latency)
+            if len(self.samples) < self.MAX_SAMPLES:
+                self.samples.append(latency)
+
+
 async def demo(nodes: int, seconds: float) -> None:
     """Starts a local network: nodes find each other, one produces, the rest consume."""
     print(f"starting {nodes} nodes of network {DEMO_NETWORK!r} on 127.0.0.1 (local=True)")
@@ -34,46 +65,76 @@ async def demo(nodes: int, seconds: float) -> None:
             print(f"  {node.peer_id[:16]}  {node.address[:48]}…")
 
         producer = first.streams.producer("demo/readings", codec="bytes", lagging="block")
-        consumers = [n.streams.consumer("demo/readings", codec="bytes") for n in net[1:]]
-        await asyncio.gather(*(c.when.subscribed(1) for c in consumers))
-        await producer.when.subscribed(len(consumers))
-        print(f"\n{_short(first)} produces 64-byte datums; {len(consumers)} consumers read them")
-
+        readers = [_Reader(n, n.streams.consumer("demo/readings", codec="bytes")) for n in net[1:]]
+        await asyncio.gather(*(r.consumer.when.subscribed(1) for r in readers))
+        await producer.when.subscribed(len(readers))
+        print(
+            f"\n{_short(first)} sends 64-byte datums as fast as the slowest consumer takes them "
+            f'(lagging="block"); {len(readers)} consumers read them.\n'
+            "Latency is send-to-receive at full load, so it includes queueing.\n"
+        )
         stop = asyncio.Event()
 
         async def produce() -> None:
-            payload = bytes(64)
+            padding = bytes(56)
             while not stop.is_set():
-                await producer.send_many([payload] * 256)
+                now = time.monotonic_ns().to_bytes(8, "little")
+                await producer.send_many([now + padding] * 256)
 
-        async def consume(consumer: Consumer) -> None:
+        async def consume(reader: _Reader) -> None:
             while not stop.is_set():
                 try:
-                    await asyncio.wait_for(consumer.recv_batch(4096), 0.5)
+                    reader.record(await asyncio.wait_for(reader.consumer.recv_batch(4096), 0.5))
                 except asyncio.TimeoutError:
                     continue
 
         tasks = [asyncio.create_task(produce())]
-        tasks += [asyncio.create_task(consume(c)) for c in consumers]
-        deadline = time.monotonic() + seconds
-        last = [c.stats.datums for c in consumers]
+        tasks += [asyncio.create_task(consume(r)) for r in readers]
+        traffic_started = time.monotonic()
+        deadline = traffic_started + seconds
+        last = [0] * len(readers)
+        elapsed = 0
         while time.monotonic() < deadline:
             await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-            now = [c.stats.datums for c in consumers]
+            elapsed += 1
+            now = [r.datums for r in readers]
             rates = [b - a for a, b in zip(last, now)]
             last = now
-            print(
-                f"  {sum(rates):9,d} datums/s delivered   "
-                f"(per consumer: {', '.join(f'{r:,d}' for r in rates)})"
+            per_consumer = "  ".join(
+                f"{rate / 1000:6.1f}k/s p50 {_percentile(r.window, 0.5):5.1f} ms"
+                for rate, r in zip(rates, readers)
             )
+            for reader in readers:
+                reader.window = []
+            print(f"  [{elapsed:3d}s] {sum(rates):9,d} datums/s delivered | {per_consumer}")
+        duration = time.monotonic() - traffic_started
         stop.set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        print(f"  {producer.stats.datums:,d} datums sent, {sum(last):,d} delivered in all")
+        _summary(readers, duration, producer.stats.datums)
     finally:
         await asyncio.gather(*(node.close() for node in net))
     print("all nodes closed")
+
+
+def _summary(readers: list[_Reader], duration: float, sent: int) -> None:
+    print(f"\nsummary over {duration:.1f} s ({sent:,d} datums sent)\n")
+    print("| consumer         |     datums | datums/s | MiB/s | p50 ms | p99 ms |")
+    print("|------------------|-----------:|---------:|------:|-------:|-------:|")
+    everyone: list[int] = []
+    for reader in readers:
+        everyone += reader.samples
+        _row(reader.name, reader.datums, duration, reader.samples)
+    _row("all consumers", sum(r.datums for r in readers), duration, everyone)
+
+
+def _row(name: str, datums: int, duration: float, samples: list[int]) -> None:
+    rate = datums / duration
+    print(
+        f"| {name:16s} | {datums:10,d} | {rate:8,.0f} | {rate * 64 / 2**20:5.1f} "
+        f"| {_percentile(samples, 0.5):6.2f} | {_percentile(samples, 0.99):6.2f} |"
+    )
 
 
 def _short(node: Network) -> str:
