@@ -1,7 +1,7 @@
 # Stubs for the native module; checked against the built module by
 # `python -m mypy.stubtest mosaik._mosaik` in the test suite.
 from collections.abc import Awaitable, Callable
-from typing import final
+from typing import Any, final
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -36,7 +36,7 @@ class ConnectError(MosaikError): ...
 # (peer_id, network_id, address, tags, streams, (started_ms, updated_ms))
 _PeerTuple = tuple[str, str, str, list[str], list[str], tuple[int, int]]
 _ChannelTuple = tuple[str, str, str, int, int]
-_Batch = tuple[list[bytes], list[tuple[int, int]]]
+_Batch = tuple[list[Any], list[tuple[int, int]], list[tuple[int, str]]]
 
 @final
 class Node:
@@ -74,6 +74,7 @@ class Node:
     def producer(
         self,
         stream: str,
+        framing: str,
         buffer_size: int,
         lagging: str,
         max_consumers: int | None,
@@ -82,6 +83,7 @@ class Node:
     def consumer(
         self,
         stream: str,
+        framing: str,
         queue_size: int,
         overflow: str,
         backoff: tuple[float, float, float, float, bool] | None,
@@ -102,9 +104,9 @@ class Producer:
     def is_closed(self) -> bool: ...
     @property
     def stats(self) -> tuple[int, int]: ...
-    def send(self, payload: bytes) -> Awaitable[None]: ...
-    def send_many(self, payloads: list[bytes]) -> Awaitable[int]: ...
-    def try_send(self, payload: bytes) -> None: ...
+    def send(self, datum: Any) -> Awaitable[None]: ...
+    def send_many(self, datums: list[Any]) -> Awaitable[int]: ...
+    def try_send(self, datum: Any) -> None: ...
     def subscribed(self, minimum: int) -> Awaitable[None]: ...
     def close(self) -> None: ...
 

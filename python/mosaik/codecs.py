@@ -18,6 +18,8 @@ Any object with ``encode(obj) -> bytes`` and ``decode(buf) -> obj`` works too.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import DecodeError
@@ -97,18 +99,14 @@ class JsonCodec:
     name = "json"
 
     def encode(self, obj: Any) -> bytes:
-        try:
-            text = json.dumps(obj, separators=(",", ":"))
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"datum: codec 'json' cannot encode it: {e}") from None
-        data = text.encode()
+        data = _json_text(obj).encode()
         return _varint(len(data)) + data
 
     def decode(self, buf: bytes) -> Any:
         try:
-            return json.loads(_read_length_prefixed(buf))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise DecodeError(f"datum is not JSON: {e}") from None
+            return _json_value(_read_length_prefixed(buf).decode())
+        except UnicodeDecodeError as e:
+            raise DecodeError(f"datum is not UTF-8: {e}") from None
 
 
 class RawCodec:
@@ -131,6 +129,48 @@ BUILT_IN: dict[str, Codec] = {
     "json": JsonCodec(),
     "raw": RawCodec(),
 }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a codec's work is split between Python and the native core.
+
+    ``framing`` is what the native core adds on send and strips on receive
+    (``"bytes"``: postcard ``Vec<u8>``, ``"str"``: postcard ``String``,
+    ``"raw"``: nothing); ``encode``/``decode`` run in Python before/after it,
+    or not at all when ``None``. The built-in codecs leave Python out of the
+    per-datum path; their ``encode``/``decode`` methods stay the reference.
+    """
+
+    framing: str
+    encode: Callable[[Any], Any] | None
+    decode: Callable[[Any], Any] | None
+
+
+def _json_text(obj: Any) -> str:
+    try:
+        return json.dumps(obj, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"datum: codec 'json' cannot encode it: {e}") from None
+
+
+def _json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise DecodeError(f"datum is not JSON: {e}") from None
+
+
+def plan(codec: Codec) -> Plan:
+    if isinstance(codec, BytesCodec):
+        return Plan("bytes", None, None)
+    if isinstance(codec, StrCodec):
+        return Plan("str", None, None)
+    if isinstance(codec, JsonCodec):
+        return Plan("str", _json_text, _json_value)
+    if isinstance(codec, RawCodec):
+        return Plan("raw", None, None)
+    return Plan("raw", codec.encode, codec.decode)
 
 
 def resolve(codec: object) -> Codec:

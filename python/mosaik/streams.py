@@ -18,7 +18,7 @@ from .errors import Closed, DecodeError, MosaikError
 
 if TYPE_CHECKING:
     from ._mosaik import Consumer as NativeConsumer
-    from ._mosaik import Node, _ChannelTuple, _PeerTuple
+    from ._mosaik import Node, _Batch, _ChannelTuple, _PeerTuple
     from ._mosaik import Producer as NativeProducer
 
 #: How many datums a consumer moves from the native queue per crossing when
@@ -148,9 +148,9 @@ class Producer:
     (and, from ``send_many``, how many went out before it as ``error.sent``).
     """
 
-    def __init__(self, native: NativeProducer, codec: codecs.Codec, name: str) -> None:
+    def __init__(self, native: NativeProducer, plan: codecs.Plan, name: str) -> None:
         self._native = native
-        self._codec = codec
+        self._encode = plan.encode
         self._name = name
         self.when = _ProducerWhen(native)
 
@@ -173,7 +173,7 @@ class Producer:
 
     async def send(self, datum: Any) -> None:
         """Sends one datum, waiting while offline or full."""
-        payload = self._codec.encode(datum)
+        payload = datum if self._encode is None else self._encode(datum)
         try:
             await self._native.send(payload)
         except MosaikError as e:
@@ -181,7 +181,7 @@ class Producer:
 
     def try_send(self, datum: Any) -> None:
         """Sends without waiting; raises :class:`Offline`, :class:`Full` or :class:`Closed`."""
-        payload = self._codec.encode(datum)
+        payload = datum if self._encode is None else self._encode(datum)
         try:
             self._native.try_send(payload)
         except MosaikError as e:
@@ -190,9 +190,10 @@ class Producer:
     async def send_many(self, datums: Iterable[Any]) -> int:
         """Sends datums in order with one crossing into the native core."""
         items = datums if isinstance(datums, list) else list(datums)
-        encode = self._codec.encode
+        encode = self._encode
+        payloads = items if encode is None else [encode(d) for d in items]
         try:
-            return await self._native.send_many([encode(d) for d in items])
+            return await self._native.send_many(payloads)
         except MosaikError as e:
             sent: int = getattr(e, "sent", 0)
             raise _with_datum(e, items[sent] if sent < len(items) else None) from None
@@ -233,16 +234,18 @@ class Consumer:
     it; the datums around it are still delivered.
     """
 
-    def __init__(self, native: NativeConsumer, codec: codecs.Codec, name: str) -> None:
+    def __init__(self, native: NativeConsumer, plan: codecs.Plan, name: str) -> None:
         self._native = native
-        self._decode = codec.decode
+        self._decode = plan.decode
         self._name = name
         # The last batch taken from the native queue, read from `_pos` on;
-        # `_runs` says which channel each payload came through, as
-        # (end index, channel) in order.
-        self._pending: list[bytes | None] = []
+        # `_runs` says which channel each datum came through, as
+        # (end index, channel) in order; `_undecodable` maps the index of each
+        # payload the native side could not decode to the reason.
+        self._pending: list[Any] = []
         self._pos = 0
         self._runs: list[tuple[int, int]] = []
+        self._undecodable: dict[int, str] = {}
         self.when = _ConsumerWhen(native)
 
     @property
@@ -264,9 +267,9 @@ class Consumer:
         """Datums the overflow policy dropped (always 0 with ``overflow="block"``)."""
         return self._native.dropped
 
-    def _fill(self, batch: tuple[list[bytes], list[tuple[int, int]]]) -> None:
-        payloads, runs = batch
-        self._pending = payloads  # type: ignore[assignment]
+    def _fill(self, batch: _Batch) -> None:
+        items, runs, undecodable = batch
+        self._pending = items
         self._pos = 0
         ends: list[tuple[int, int]] = []
         total = 0
@@ -274,6 +277,7 @@ class Consumer:
             total += count
             ends.append((total, channel))
         self._runs = ends
+        self._undecodable = dict(undecodable)
 
     async def _wait_for_more(self, max_items: int) -> bool:
         """Refills the buffer from the native queue; False once closed and drained."""
@@ -283,45 +287,59 @@ class Consumer:
         self._fill(batch)
         return True
 
-    def _leave_sender_of(self, index: int, error: Exception) -> None:
+    def _leave_sender_of(self, index: int, reason: str) -> None:
         """Ends the subscription to the producer that sent the datum at ``index``."""
         channel = next((c for end, c in self._runs if index < end), None)
         if channel is not None:
-            self._native.reject(channel, f"{type(error).__name__}: {error}")
+            self._native.reject(channel, reason)
 
     def _take_one(self) -> Any:
         pos = self._pos
-        payload = self._pending[pos]
+        item = self._pending[pos]
         self._pending[pos] = None  # release big payloads as soon as they are read
         self._pos = pos + 1
+        if self._undecodable and pos in self._undecodable:
+            reason = self._undecodable.pop(pos)
+            self._leave_sender_of(pos, reason)
+            raise DecodeError(reason)
+        if self._decode is None:
+            return item
         try:
-            return self._decode(payload)  # type: ignore[arg-type]
+            return self._decode(item)
         except DecodeError as e:
-            self._leave_sender_of(pos, e)
+            self._leave_sender_of(pos, str(e))
             raise
         except Exception as e:
-            self._leave_sender_of(pos, e)
-            raise DecodeError(f"datum failed to decode: {type(e).__name__}: {e}") from e
+            reason = f"{type(e).__name__}: {e}"
+            self._leave_sender_of(pos, reason)
+            raise DecodeError(f"datum failed to decode: {reason}") from e
 
     def _take(self, max_items: int) -> list[Any]:
         start = self._pos
-        chunk = self._pending[start : start + max_items]
-        try:
-            items = list(map(self._decode, chunk))  # type: ignore[arg-type]
-        except Exception:
-            # Deliver what decodes before the bad datum; it raises on its own.
-            items = []
-            for payload in chunk:
-                try:
-                    items.append(self._decode(payload))  # type: ignore[arg-type]
-                except Exception:
-                    break
-            if not items:
+        end = min(start + max_items, len(self._pending))
+        if self._undecodable:
+            end = min([end, *(i for i in self._undecodable if i >= start)])
+            if end == start:
                 return [self._take_one()]
-        self._pos = start + len(items)
+        chunk = self._pending[start:end]
+        if self._decode is not None:
+            try:
+                chunk = list(map(self._decode, chunk))
+            except Exception:
+                # Deliver what decodes before the bad datum; it raises on its own.
+                decoded = []
+                for item in chunk:
+                    try:
+                        decoded.append(self._decode(item))
+                    except Exception:
+                        break
+                if not decoded:
+                    return [self._take_one()]
+                chunk = decoded
+        self._pos = start + len(chunk)
         if self._pos >= len(self._pending):
             self._pending, self._pos, self._runs = [], 0, []
-        return items
+        return chunk
 
     async def recv(self) -> Any:
         """The next datum; raises :class:`Closed` once closed and drained."""
@@ -384,15 +402,16 @@ class Streams:
         """Publishes ``stream``. ``require`` decides which consumers may subscribe
         (asked once per subscription, with the consumer's :class:`PeerInfo`)."""
         name = _checks.check_str("stream", stream)
-        resolved = codecs.resolve(codec)
+        plan = codecs.plan(codecs.resolve(codec))
         native = self._node.producer(
             name,
+            plan.framing,
             _positive_int("buffer_size", buffer_size),
             _choice("lagging", lagging, ("disconnect", "drop", "block")),
             None if max_consumers is None else _positive_int("max_consumers", max_consumers),
             _native_require(require),
         )
-        return Producer(native, resolved, name)
+        return Producer(native, plan, name)
 
     def consumer(
         self,
@@ -407,19 +426,20 @@ class Streams:
         """Subscribes to every producer of ``stream``. ``require`` decides which
         producers to follow (asked again whenever a producer's entry changes)."""
         name = _checks.check_str("stream", stream)
-        resolved = codecs.resolve(codec)
+        plan = codecs.plan(codecs.resolve(codec))
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(
                 f"backoff: expected mosaik.Backoff or None, got {type(backoff).__name__}"
             )
         native = self._node.consumer(
             name,
+            plan.framing,
             _positive_int("queue_size", queue_size),
             _choice("overflow", overflow, ("block", "drop_oldest", "drop_newest")),
             None if backoff is None else backoff._as_tuple(),
             _native_require(require),
         )
-        return Consumer(native, resolved, name)
+        return Consumer(native, plan, name)
 
     def __repr__(self) -> str:
         return f"<Streams of {self._node.peer_id[:10]}>"

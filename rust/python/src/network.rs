@@ -220,30 +220,44 @@ impl PyNode {
         discovery::PyDiscoveryEvents::new(&self.node)
     }
 
-    #[pyo3(signature = (stream, buffer_size, lagging, max_consumers, require))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (stream, framing, buffer_size, lagging, max_consumers, require))]
     fn producer(
         &self,
         stream: &str,
+        framing: &str,
         buffer_size: usize,
         lagging: &str,
         max_consumers: Option<usize>,
         require: Option<Py<PyAny>>,
     ) -> PyResult<streams::PyProducer> {
         self.check_open()?;
-        streams::producer(&self.node, stream, buffer_size, lagging, max_consumers, require)
+        streams::producer(
+            &self.node,
+            stream,
+            framing,
+            buffer_size,
+            lagging,
+            max_consumers,
+            require,
+        )
     }
 
-    #[pyo3(signature = (stream, queue_size, overflow, backoff, require))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (stream, framing, queue_size, overflow, backoff, require))]
     fn consumer(
         &self,
         stream: &str,
+        framing: &str,
         queue_size: usize,
         overflow: &str,
         backoff: Option<streams::BackoffTuple>,
         require: Option<Py<PyAny>>,
     ) -> PyResult<streams::PyConsumer> {
         self.check_open()?;
-        streams::consumer(&self.node, stream, queue_size, overflow, backoff, require)
+        streams::consumer(
+            &self.node, stream, framing, queue_size, overflow, backoff, require,
+        )
     }
 
     /// Closes the node; idempotent.

@@ -1,19 +1,23 @@
-//! Producers and consumers for Python: bytes in, bytes out. Codecs live in
-//! `mosaik/codecs.py`; only conversion happens here.
+//! Producers and consumers for Python. The built-in codecs' layouts
+//! (`Vec<u8>`, `String`) are written and read here, in one pass over each
+//! batch, so a datum is copied once each way and no Python code runs per
+//! datum; other codecs run in `mosaik/codecs.py` and cross as raw bytes.
 
 use std::{sync::Arc, time::Duration};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use mosaik_core::{
     Digest, Node,
     streams::{
         BackoffConfig, Channel, Consumer, ConsumerConfig, Delivery, Lagging, Overflow, Producer,
         ProducerConfig, Require, SendError,
+        datum::{decode_prefixed, decode_str, encode_prefixed},
     },
 };
 use pyo3::{
+    exceptions::PyTypeError,
     prelude::*,
-    types::{PyBytes, PyList},
+    types::{PyByteArray, PyBytes, PyList, PyMemoryView, PyString},
 };
 use tracing::warn;
 
@@ -22,6 +26,98 @@ use crate::{
     network::peer_tuple,
     runtime,
 };
+
+/// What the native side adds to a Python value on the way out and strips on
+/// the way in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// `bytes` as they are (the `raw` codec, and custom codecs' output).
+    Raw,
+    /// `bytes` as a postcard `Vec<u8>`.
+    Bytes,
+    /// `str` as a postcard `String`.
+    Str,
+}
+
+impl Framing {
+    fn parse(value: &str) -> PyResult<Self> {
+        match value {
+            "raw" => Ok(Self::Raw),
+            "bytes" => Ok(Self::Bytes),
+            "str" => Ok(Self::Str),
+            other => Err(value_error(
+                "framing",
+                format!("expected \"raw\", \"bytes\" or \"str\", got {other:?}"),
+            )),
+        }
+    }
+
+    /// Calls `write` with the bytes of `datum`, or raises `TypeError`.
+    fn with_data<R>(self, datum: &Bound<'_, PyAny>, write: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+        if self == Framing::Str {
+            let text = datum.cast::<PyString>().map_err(|_| wrong_type("str", datum))?;
+            return Ok(write(text.to_cow()?.as_bytes()));
+        }
+        if let Ok(bytes) = datum.cast::<PyBytes>() {
+            return Ok(write(bytes.as_bytes()));
+        }
+        if let Ok(array) = datum.cast::<PyByteArray>() {
+            return Ok(write(&array.to_vec()));
+        }
+        if datum.cast::<PyMemoryView>().is_ok() {
+            let bytes = datum.call_method0("tobytes")?;
+            return Ok(write(bytes.cast::<PyBytes>()?.as_bytes()));
+        }
+        Err(wrong_type("bytes", datum))
+    }
+
+    /// One datum's frame payload.
+    fn encode(self, datum: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+        let mut buf = BytesMut::new();
+        self.encode_into(&mut buf, datum)?;
+        Ok(buf.freeze())
+    }
+
+    fn encode_into(self, buf: &mut BytesMut, datum: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.with_data(datum, |data| match self {
+            Framing::Raw => buf.extend_from_slice(data),
+            Framing::Bytes | Framing::Str => encode_prefixed(buf, data),
+        })
+    }
+
+    /// Many datums' frame payloads, sharing one allocation.
+    fn encode_all(self, datums: &Bound<'_, PyList>) -> PyResult<Vec<Bytes>> {
+        let mut frames = Vec::with_capacity(datums.len());
+        let mut buf = BytesMut::new();
+        for datum in datums.iter() {
+            self.encode_into(&mut buf, &datum)?;
+            frames.push(buf.split().freeze());
+        }
+        Ok(frames)
+    }
+
+    /// The Python value of one frame payload, or why it is not one.
+    fn decode<'py>(self, py: Python<'py>, payload: &[u8]) -> Result<Bound<'py, PyAny>, String> {
+        match self {
+            Framing::Raw => Ok(PyBytes::new(py, payload).into_any()),
+            Framing::Bytes => decode_prefixed(payload)
+                .map(|data| PyBytes::new(py, data).into_any())
+                .map_err(|e| e.to_string()),
+            Framing::Str => decode_str(payload)
+                .map(|text| PyString::new(py, text).into_any())
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+fn wrong_type(expected: &str, datum: &Bound<'_, PyAny>) -> PyErr {
+    let got = datum
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    PyTypeError::new_err(format!("datum: expected {expected}, got {got}"))
+}
 
 fn send_error(error: SendError) -> PyErr {
     match error {
@@ -60,14 +156,17 @@ fn require_from(argument: &'static str, callable: Py<PyAny>) -> Require {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn producer(
     node: &Node,
     stream: &str,
+    framing: &str,
     buffer_size: usize,
     lagging: &str,
     max_consumers: Option<usize>,
     require: Option<Py<PyAny>>,
 ) -> PyResult<PyProducer> {
+    let framing = Framing::parse(framing)?;
     let mut config = ProducerConfig::new(Digest::from_name(stream));
     if buffer_size == 0 {
         return Err(value_error("buffer_size", "must be at least 1"));
@@ -98,7 +197,7 @@ pub fn producer(
         .streams()
         .producer(config)
         .map_err(|e| value_error("stream", e))?;
-    Ok(PyProducer { producer })
+    Ok(PyProducer { producer, framing })
 }
 
 /// `(initial, factor, max_delay, max_elapsed, jitter)`, durations in seconds.
@@ -122,11 +221,13 @@ fn backoff_config(
 pub fn consumer(
     node: &Node,
     stream: &str,
+    framing: &str,
     queue_size: usize,
     overflow: &str,
     backoff: Option<BackoffTuple>,
     require: Option<Py<PyAny>>,
 ) -> PyResult<PyConsumer> {
+    let framing = Framing::parse(framing)?;
     if queue_size == 0 {
         return Err(value_error("queue_size", "must be at least 1"));
     }
@@ -151,12 +252,14 @@ pub fn consumer(
     let _entered = handle.enter();
     Ok(PyConsumer {
         consumer: Arc::new(node.streams().consumer(config)),
+        framing,
     })
 }
 
 #[pyclass(module = "mosaik._mosaik", name = "Producer", frozen)]
 pub struct PyProducer {
     producer: Producer,
+    framing: Framing,
 }
 
 #[pymethods]
@@ -193,21 +296,21 @@ impl PyProducer {
         (self.producer.stats().datums(), self.producer.stats().bytes())
     }
 
-    fn send<'py>(&self, py: Python<'py>, payload: Vec<u8>) -> PyResult<Bound<'py, PyAny>> {
+    fn send<'py>(&self, py: Python<'py>, datum: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let frame = self.framing.encode(datum)?;
         let producer = self.producer.clone();
-        runtime::into_py_future(py, async move {
-            producer.send(Bytes::from(payload)).await.map_err(send_error)
-        })
+        runtime::into_py_future(py, async move { producer.send(frame).await.map_err(send_error) })
     }
 
-    /// Sends each payload in order; resolves to how many were sent. An error
+    /// Sends each datum in order; resolves to how many were sent. An error
     /// carries `sent`, the count that went out before it.
-    fn send_many<'py>(&self, py: Python<'py>, payloads: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyAny>> {
+    fn send_many<'py>(&self, py: Python<'py>, datums: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyAny>> {
+        let frames = self.framing.encode_all(datums)?;
         let producer = self.producer.clone();
         runtime::into_py_future(py, async move {
-            let count = payloads.len();
-            for (sent, payload) in payloads.into_iter().enumerate() {
-                if let Err(error) = producer.send(Bytes::from(payload)).await {
+            let count = frames.len();
+            for (sent, frame) in frames.into_iter().enumerate() {
+                if let Err(error) = producer.send(frame).await {
                     let error = send_error(error);
                     Python::attach(|py| error.value(py).setattr("sent", sent))?;
                     return Err(error);
@@ -217,8 +320,10 @@ impl PyProducer {
         })
     }
 
-    fn try_send(&self, payload: Vec<u8>) -> PyResult<()> {
-        self.producer.try_send(Bytes::from(payload)).map_err(send_error)
+    fn try_send(&self, datum: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.producer
+            .try_send(self.framing.encode(datum)?)
+            .map_err(send_error)
     }
 
     fn subscribed<'py>(&self, py: Python<'py>, minimum: usize) -> PyResult<Bound<'py, PyAny>> {
@@ -234,25 +339,36 @@ impl PyProducer {
     }
 }
 
-/// A batch for Python: the payloads, and which channel each came through as
-/// runs of `(count, channel)`, so one list crosses instead of a tuple per datum.
-type Batch = (Py<PyList>, Vec<(usize, u64)>);
+/// A batch for Python: the datums; which channel each came through, as runs
+/// of `(count, channel)`, so one list crosses instead of a tuple per datum;
+/// and `(index, reason)` for each payload that did not decode (left as raw
+/// `bytes` in its place).
+type Batch = (Py<PyList>, Vec<(usize, u64)>, Vec<(usize, String)>);
 
-fn batch_for_python(py: Python<'_>, deliveries: Vec<Delivery>) -> PyResult<Batch> {
+fn batch_for_python(py: Python<'_>, framing: Framing, deliveries: Vec<Delivery>) -> PyResult<Batch> {
     let mut runs: Vec<(usize, u64)> = Vec::new();
-    for delivery in &deliveries {
+    let mut undecodable = Vec::new();
+    let items = PyList::empty(py);
+    for (index, delivery) in deliveries.iter().enumerate() {
         match runs.last_mut() {
             Some((count, channel)) if *channel == delivery.channel => *count += 1,
             _ => runs.push((1, delivery.channel)),
         }
+        match framing.decode(py, &delivery.payload) {
+            Ok(item) => items.append(item)?,
+            Err(reason) => {
+                items.append(PyBytes::new(py, &delivery.payload))?;
+                undecodable.push((index, reason));
+            }
+        }
     }
-    let payloads = PyList::new(py, deliveries.iter().map(|d| PyBytes::new(py, &d.payload)))?;
-    Ok((payloads.unbind(), runs))
+    Ok((items.unbind(), runs, undecodable))
 }
 
 #[pyclass(module = "mosaik._mosaik", name = "Consumer", frozen)]
 pub struct PyConsumer {
     consumer: Arc<Consumer>,
+    framing: Framing,
 }
 
 #[pymethods]
@@ -289,19 +405,20 @@ impl PyConsumer {
         self.consumer.dropped()
     }
 
-    /// Resolves to `(payloads, runs)` with 1 to `max_items` payloads, or
-    /// `None` once closed and drained.
+    /// Resolves to a `Batch` of 1 to `max_items` datums, or `None` once
+    /// closed and drained.
     fn recv_batch<'py>(&self, py: Python<'py>, max_items: usize) -> PyResult<Bound<'py, PyAny>> {
         if max_items == 0 {
             return Err(value_error("max_items", "must be at least 1"));
         }
         let consumer = self.consumer.clone();
+        let framing = self.framing;
         runtime::into_py_future(py, async move {
             let batch = consumer.recv_batch(max_items).await;
             if batch.is_empty() {
                 return Ok(None);
             }
-            Python::attach(|py| batch_for_python(py, batch)).map(Some)
+            Python::attach(|py| batch_for_python(py, framing, batch)).map(Some)
         })
     }
 
@@ -312,7 +429,7 @@ impl PyConsumer {
             return Err(value_error("max_items", "must be at least 1"));
         }
         match self.consumer.try_recv_batch(max_items) {
-            Ok(batch) => batch_for_python(py, batch),
+            Ok(batch) => batch_for_python(py, self.framing, batch),
             Err(true) => Err(Closed::new_err("the consumer is closed")),
             Err(false) => Err(Empty::new_err("nothing to receive yet")),
         }

@@ -10,6 +10,7 @@
 
 pub mod backoff;
 pub mod consumer;
+pub mod datum;
 pub mod handshake;
 pub mod producer;
 pub mod queue;
