@@ -324,6 +324,29 @@ async def test_a_producer_closing_ends_the_receiver_and_iteration_ends_on_close(
             await consumer.recv()
 
 
+async def test_readers_sharing_a_consumer_split_its_datums_without_loss() -> None:
+    async with cluster("shared-reader", [()] * 2) as (source, reader):
+        producer = source.streams.producer("work", codec="json", lagging="block")
+        consumer = reader.streams.consumer("work", codec="json", queue_size=64)
+        await asyncio.wait_for(producer.when.subscribed(1), WAIT)
+        taken: list[int] = []
+
+        async def take(style: str) -> None:
+            while True:
+                if style == "recv":
+                    taken.append(await consumer.recv())
+                else:
+                    taken.extend(await consumer.recv_batch(7))
+
+        workers = [asyncio.create_task(take(style)) for style in ("recv", "batch", "recv")]
+        await producer.send_many(range(3000))
+        await until(lambda: len(taken) >= 3000, timeout=WAIT, what="every datum to be taken")
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        assert sorted(taken) == list(range(3000))
+
+
 async def test_errors_hand_back_the_unsent_datum() -> None:
     async with mosaik.Network.create("unsent", local=True) as net:
         producer = net.streams.producer("nobody", codec="json")

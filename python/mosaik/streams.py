@@ -268,23 +268,29 @@ class Consumer:
         return self._native.dropped
 
     def _fill(self, batch: _Batch) -> None:
+        """Appends a native batch to the buffer (another task may have filled
+        it while this one waited, so nothing is replaced before it is read)."""
         items, runs, undecodable = batch
-        self._pending = items
-        self._pos = 0
-        ends: list[tuple[int, int]] = []
-        total = 0
+        if self._pos >= len(self._pending):
+            self._pending, self._pos, self._runs, self._undecodable = items, 0, [], {}
+            base = 0
+        else:
+            base = len(self._pending)
+            self._pending.extend(items)
+        total = base
         for count, channel in runs:
             total += count
-            ends.append((total, channel))
-        self._runs = ends
-        self._undecodable = dict(undecodable)
+            self._runs.append((total, channel))
+        for index, reason in undecodable:
+            self._undecodable[base + index] = reason
 
-    async def _wait_for_more(self, max_items: int) -> bool:
-        """Refills the buffer from the native queue; False once closed and drained."""
-        batch = await self._native.recv_batch(max_items)
-        if batch is None:
-            return False
-        self._fill(batch)
+    async def _ready(self, max_items: int) -> bool:
+        """Until the buffer holds a datum; False once closed and drained."""
+        while self._pos >= len(self._pending):
+            batch = await self._native.recv_batch(max_items)
+            if batch is None:
+                return self._pos < len(self._pending)
+            self._fill(batch)
         return True
 
     def _leave_sender_of(self, index: int, reason: str) -> None:
@@ -338,12 +344,12 @@ class Consumer:
                 chunk = decoded
         self._pos = start + len(chunk)
         if self._pos >= len(self._pending):
-            self._pending, self._pos, self._runs = [], 0, []
+            self._pending, self._pos, self._runs, self._undecodable = [], 0, [], {}
         return chunk
 
     async def recv(self) -> Any:
         """The next datum; raises :class:`Closed` once closed and drained."""
-        if self._pos >= len(self._pending) and not await self._wait_for_more(_READ_AHEAD):
+        if not await self._ready(_READ_AHEAD):
             raise Closed("the consumer is closed")
         return self._take_one()
 
@@ -356,7 +362,7 @@ class Consumer:
     async def recv_batch(self, max_items: int = 1024) -> list[Any]:
         """At least one and at most ``max_items`` datums."""
         max_items = _positive_int("max_items", max_items)
-        if self._pos >= len(self._pending) and not await self._wait_for_more(max_items):
+        if not await self._ready(max_items):
             raise Closed("the consumer is closed")
         return self._take(max_items)
 
@@ -364,7 +370,7 @@ class Consumer:
         return self
 
     async def __anext__(self) -> Any:
-        if self._pos >= len(self._pending) and not await self._wait_for_more(_READ_AHEAD):
+        if not await self._ready(_READ_AHEAD):
             raise StopAsyncIteration
         return self._take_one()
 
