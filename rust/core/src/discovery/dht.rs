@@ -298,8 +298,10 @@ fn build_record(addr: &EndpointAddr, slot: &Keypair) -> Result<SignedPacket, Rec
 }
 
 /// The peer a record names, with every address that parses (the rest are
-/// skipped, as mosaik does); `None` without a valid `_id`.
-fn parse_record(packet: &SignedPacket) -> Option<EndpointAddr> {
+/// skipped, as mosaik does); `None` without a valid `_id`. Public only for
+/// the fuzz targets in `rust/core/fuzz`.
+#[doc(hidden)]
+pub fn parse_record(packet: &SignedPacket) -> Option<EndpointAddr> {
     let id = texts(packet, "_id").into_iter().next()?;
     let bytes: [u8; 32] = b58::decode(&id).ok()?.try_into().ok()?;
     let mut addr = EndpointAddr::new(EndpointId::from_bytes(&bytes).ok()?);

@@ -71,7 +71,10 @@ pub struct Link<P: Protocol> {
     _protocol: PhantomData<P>,
 }
 
-fn codec(max_frame: usize) -> LengthDelimitedCodec {
+/// The link's framing with a `max_frame` payload limit. Public only so the
+/// fuzz targets in `rust/core/fuzz` cut frames exactly as a link does.
+#[doc(hidden)]
+pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .length_field_length(4)
         .big_endian()
