@@ -3,7 +3,7 @@
 #
 #   rust/core/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# SECONDS_PER_TARGET defaults to 75: eight targets, ten minutes in all. With
+# SECONDS_PER_TARGET defaults to 75: nine targets, over ten minutes in all. With
 # no TARGET, every target in Cargo.toml runs. Each one starts from and grows
 # corpus/<target>/; afterwards that directory is minimized (libFuzzer's
 # set-cover merge), keeping the hand-made `seed-*` files, so it stays small

@@ -23,7 +23,10 @@ use mosaik_core::{
         protocol::{CatalogSync, Ping, Streams},
     },
     primitives::encoding,
-    streams::handshake::{ConsumerHandshake, Criteria, StartStream},
+    streams::{
+        datum::encode_prefixed,
+        handshake::{ConsumerHandshake, Criteria, StartStream},
+    },
 };
 use mosaik_core_fuzz::{full_entry, sample_entries, spec_key};
 use pkarr::{Keypair, SignedPacket};
@@ -213,4 +216,16 @@ fn main() {
         "truncated",
         &with_prefix(128 + 7, &[0, 0, 0, 9, 1, 2, 3]),
     );
+
+    for (name, data) in [
+        ("empty", &b""[..]),
+        ("hello", b"hello"),
+        ("utf8", "h\u{e9}llo \u{1f980}".as_bytes()),
+        ("long", &[0x5a; 300]),
+    ] {
+        let mut frame = BytesMut::new();
+        encode_prefixed(&mut frame, data);
+        write("datum", name, &frame);
+    }
+    write("datum", "overlong-varint", &[0x80, 0x80, 0x00]);
 }

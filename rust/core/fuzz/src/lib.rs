@@ -78,7 +78,8 @@ pub fn sample_entries() -> Vec<SignedPeerEntry> {
     let (key, spec) = spec_entry();
     let (full_key, full) = full_entry(2);
     let bare_key = SecretKey::from_bytes(&[3; 32]);
-    let bare = PeerEntry::new(Digest::from_name("demo"), EndpointAddr::new(bare_key.public()));
+    let mut bare = PeerEntry::new(Digest::from_name("demo"), EndpointAddr::new(bare_key.public()));
+    bare.version = PeerEntryVersion(1767225600000, 1767225600000);
     vec![
         spec.sign(&key).expect("sign"),
         full.sign(&full_key).expect("sign"),
