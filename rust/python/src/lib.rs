@@ -35,6 +35,12 @@ fn _inflight() -> usize {
     runtime::inflight()
 }
 
+/// Tasks alive on the runtime (0 before it starts): what leak tests watch.
+#[pyfunction]
+fn _alive_tasks() -> usize {
+    runtime::alive_tasks()
+}
+
 /// Sets the level (a Python logging level number) of forwarded Rust events.
 #[pyfunction]
 fn _set_log_level(level: u8) {
@@ -58,6 +64,7 @@ fn _mosaik(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(id_of, module)?)?;
     module.add_function(wrap_pyfunction!(_shutdown, module)?)?;
     module.add_function(wrap_pyfunction!(_inflight, module)?)?;
+    module.add_function(wrap_pyfunction!(_alive_tasks, module)?)?;
     module.add_function(wrap_pyfunction!(_set_log_level, module)?)?;
     module.add_function(wrap_pyfunction!(_dropped_log_events, module)?)?;
     module.add(

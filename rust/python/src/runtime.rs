@@ -6,27 +6,24 @@
 //! released and a deadline. A process forked from one that started the
 //! runtime has no worker threads, so every entry point checks the pid and
 //! raises instead of hanging.
+//!
+//! The bridge to asyncio (`into_py_future`) is our own too, see there.
 
 use std::{
-    any::Any,
-    cell::OnceCell,
     future::Future,
-    pin::Pin,
     sync::{
         Mutex, OnceLock, Weak,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    task::{Context, Poll},
     time::Duration,
 };
 
 use mosaik_core::Node;
-use pyo3::{exceptions::PyRuntimeError, prelude::*};
-use pyo3_async_runtimes::{
-    TaskLocals,
-    generic::{self, ContextExt, JoinError as GenericJoinError, Runtime as GenericRuntime},
+use pyo3::{IntoPyObjectExt, exceptions::PyRuntimeError, prelude::*};
+use tokio::{
+    runtime::{Handle, Runtime},
+    task::{AbortHandle, JoinError},
 };
-use tokio::runtime::{Handle, Runtime};
 
 use crate::errors::MosaikError;
 
@@ -85,10 +82,29 @@ pub fn handle() -> PyResult<Handle> {
 
 /// Registers a node so shutdown closes it; `token` lives as long as its Python handle.
 pub fn register_node(token: Weak<()>, node: Node) {
-    let mut nodes = LIVE_NODES.lock().expect("node registry");
-    // Keep closed nodes until their endpoint has drained: shutdown waits for them.
-    nodes.retain(|(t, n)| (t.strong_count() > 0 || n.is_closed()) && !n.is_drained());
-    nodes.push((token, node));
+    prune_nodes();
+    LIVE_NODES
+        .lock()
+        .expect("node registry")
+        .push((token, node.clone()));
+    // Once drained, the node leaves the registry, which would otherwise keep
+    // its endpoint, and so its socket, until the next node is created.
+    if let Some(owned) = OWNED.get() {
+        owned.handle.spawn(async move {
+            node.drained().await;
+            drop(node);
+            prune_nodes();
+        });
+    }
+}
+
+/// Drops drained nodes and nodes nobody can close any more. Closed nodes
+/// stay until their endpoint has drained: shutdown waits for them.
+fn prune_nodes() {
+    LIVE_NODES
+        .lock()
+        .expect("node registry")
+        .retain(|(t, n)| (t.strong_count() > 0 || n.is_closed()) && !n.is_drained());
 }
 
 /// Closes `node` on the runtime without blocking the caller (used on drop).
@@ -139,6 +155,10 @@ pub fn inflight() -> usize {
     INFLIGHT.load(Ordering::Relaxed)
 }
 
+pub fn alive_tasks() -> usize {
+    handle().map_or(0, |h| h.metrics().num_alive_tasks())
+}
+
 /// Decrements the in-flight count when the Rust future is dropped,
 /// whether it finished or was cancelled from Python.
 struct InflightGuard;
@@ -156,83 +176,114 @@ impl Drop for InflightGuard {
     }
 }
 
-/// Runs `fut` on our runtime and returns an asyncio future for it.
-/// Cancelling the asyncio future drops `fut`.
+/// Runs `fut` on our runtime and returns an asyncio future for it, bound
+/// to the running event loop. Cancelling the asyncio future drops `fut`.
+///
+/// This does what pyo3-async-runtimes' `future_into_py` does, except when
+/// the result arrives after its event loop has closed. That happens whenever
+/// `asyncio.run` ends (Ctrl-C, an exception, `main` returning) while a call
+/// is in flight: asyncio.run cancels the call's future and closes the loop,
+/// racing the worker that delivers the result. pyo3-async-runtimes checks
+/// that the future is not cancelled, then calls `loop.call_soon_threadsafe`,
+/// and the GIL can change hands between the two (on entering that Python
+/// method), so the loop may be closed by then: it printed a "RuntimeError:
+/// Event loop is closed" traceback from a background thread (seen in
+/// tests/reliability/test_shutdown.py). Nobody can await a result once its
+/// loop has closed, so here it is dropped quietly.
 pub fn into_py_future<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    handle()?;
+    let handle = handle()?;
+    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let future = event_loop.call_method0("create_future")?;
     let guard = InflightGuard::new();
-    generic::future_into_py::<MosaikRuntime, _, T>(py, async move {
+    let task = handle.spawn(async move {
         let _guard = guard;
         fut.await
-    })
+    });
+    future.call_method1("add_done_callback", (AbortIfCancelled(task.abort_handle()),))?;
+    let (event_loop, py_future) = (event_loop.unbind(), future.clone().unbind());
+    handle.spawn(async move {
+        let outcome = task.await;
+        if matches!(&outcome, Err(e) if e.is_cancelled()) {
+            return; // cancelled from Python (nobody waits), or the runtime is shutting down
+        }
+        // Wait for the GIL on a blocking thread, never on a worker.
+        tokio::task::spawn_blocking(move || {
+            Python::attach(|py| resolve(py, event_loop.bind(py), py_future.bind(py), outcome));
+        });
+    });
+    Ok(future)
 }
 
-/// pyo3-async-runtimes' view of our runtime.
-pub struct MosaikRuntime;
-
-pub struct TaskJoinError(tokio::task::JoinError);
-
-impl GenericJoinError for TaskJoinError {
-    fn is_panic(&self) -> bool {
-        self.0.is_panic()
+/// Hands `outcome` to the loop that owns `future`, unless nobody can take it.
+fn resolve<T>(
+    py: Python<'_>,
+    event_loop: &Bound<'_, PyAny>,
+    future: &Bound<'_, PyAny>,
+    outcome: Result<PyResult<T>, JoinError>,
+) where
+    T: for<'a> IntoPyObject<'a>,
+{
+    let is_true = |value: PyResult<Bound<'_, PyAny>>| value.and_then(|v| v.is_truthy()).unwrap_or(true);
+    if is_true(future.call_method0("done")) {
+        return; // cancelled
     }
-
-    fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.0.into_panic()
-    }
-}
-
-pub struct TaskJoinHandle(tokio::task::JoinHandle<()>);
-
-impl Future for TaskJoinHandle {
-    type Output = Result<(), TaskJoinError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map_err(TaskJoinError)
-    }
-}
-
-tokio::task_local! {
-    static TASK_LOCALS: OnceCell<TaskLocals>;
-}
-
-impl GenericRuntime for MosaikRuntime {
-    type JoinError = TaskJoinError;
-    type JoinHandle = TaskJoinHandle;
-
-    fn spawn<F>(fut: F) -> Self::JoinHandle
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        // After shutdown the handle still accepts tasks and drops them at once.
-        TaskJoinHandle(owned().handle.spawn(fut))
-    }
-
-    fn spawn_blocking<F>(f: F) -> Self::JoinHandle
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        TaskJoinHandle(owned().handle.spawn_blocking(f))
+    let (value, failed) = match outcome {
+        Ok(Ok(value)) => match value.into_py_any(py) {
+            Ok(value) => (value, false),
+            Err(error) => (error.into_value(py).into_any(), true),
+        },
+        Ok(Err(error)) => (error.into_value(py).into_any(), true),
+        Err(error) => {
+            let message = error
+                .try_into_panic()
+                .ok()
+                .and_then(|panic| match panic.downcast::<String>() {
+                    Ok(text) => Some(*text),
+                    Err(panic) => panic.downcast::<&str>().ok().map(|text| text.to_string()),
+                })
+                .unwrap_or_else(|| "unknown error".into());
+            let error = PyRuntimeError::new_err(format!("mosaik: a native task panicked: {message}"));
+            (error.into_value(py).into_any(), true)
+        }
+    };
+    if let Err(error) = event_loop.call_method1("call_soon_threadsafe", (Resolve, future, value, failed)) {
+        // A closed loop is the expected case (see `into_py_future`); report anything else.
+        if !is_true(event_loop.call_method0("is_closed")) {
+            error.write_unraisable(py, Some(future));
+        }
     }
 }
 
-impl ContextExt for MosaikRuntime {
-    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
-    where
-        F: Future<Output = R> + Send + 'static,
-    {
-        let cell = OnceCell::new();
-        cell.set(locals).ok();
-        Box::pin(TASK_LOCALS.scope(cell, fut))
-    }
+/// Runs on the event loop: completes the future unless it was cancelled meanwhile.
+#[pyclass(frozen)]
+struct Resolve;
 
-    fn get_task_locals() -> Option<TaskLocals> {
-        TASK_LOCALS
-            .try_with(|cell| cell.get().cloned())
-            .unwrap_or_default()
+#[pymethods]
+impl Resolve {
+    fn __call__(&self, future: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>, failed: bool) -> PyResult<()> {
+        if future.call_method0("done")?.is_truthy()? {
+            return Ok(());
+        }
+        let method = if failed { "set_exception" } else { "set_result" };
+        future.call_method1(method, (value,))?;
+        Ok(())
+    }
+}
+
+/// The future's done-callback: a cancelled await drops the Rust future.
+#[pyclass(frozen)]
+struct AbortIfCancelled(AbortHandle);
+
+#[pymethods]
+impl AbortIfCancelled {
+    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        if future.call_method0("cancelled")?.is_truthy()? {
+            self.0.abort();
+        }
+        Ok(())
     }
 }

@@ -203,12 +203,7 @@ impl Discovery {
 
     // ---- intake ---------------------------------------------------------------------
 
-    pub(crate) fn reject(
-        &self,
-        reason: &'static str,
-        from: Option<EndpointId>,
-        detail: &dyn std::fmt::Display,
-    ) {
+    fn count_rejection(&self, reason: &'static str) {
         *self
             .inner
             .rejections
@@ -216,6 +211,15 @@ impl Discovery {
             .expect("rejections")
             .entry(reason)
             .or_default() += 1;
+    }
+
+    pub(crate) fn reject(
+        &self,
+        reason: &'static str,
+        from: Option<EndpointId>,
+        detail: &dyn std::fmt::Display,
+    ) {
+        self.count_rejection(reason);
         match from {
             Some(peer) => {
                 warn!(peer = %peer.fmt_short(), reason, "discovery rejected input: {detail}")
@@ -232,10 +236,12 @@ impl Discovery {
             let drift = self.inner.config.max_time_drift.as_millis() as i64;
             let updated = entry.entry().version.updated_at_ms();
             if updated < now - drift {
-                self.reject(
-                    Rejection::Stale.name(),
-                    from,
-                    &"gossiped entry older than the drift bound",
+                // Not hostile: a slow network relays old copies of honest
+                // entries. Counted, and only logged at debug level.
+                self.count_rejection(Rejection::Stale.name());
+                debug!(
+                    peer = ?from.map(|p| p.fmt_short().to_string()),
+                    "gossiped entry older than the drift bound ignored"
                 );
                 return Upsert::Rejected(Rejection::Stale);
             }

@@ -6,16 +6,26 @@
 //! when a loopback relay URL is named. Otherwise we build the endpoint the
 //! way mosaik does, on iroh's N0 preset.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
+};
 
 use iroh::{
     Endpoint, EndpointAddr, RelayMap, RelayMode, RelayUrl, SecretKey,
     address_lookup::{mdns::MdnsAddressLookupBuilder, memory::MemoryLookup},
     dns::DnsResolver,
-    endpoint::{PortmapperConfig, presets},
+    endpoint::{IdleTimeout, PortmapperConfig, QuicTransportConfig, presets},
 };
 
 use crate::{discovery::DiscoveryConfig, primitives::Digest};
+
+/// How long a connection may hear nothing before it is given up: a peer
+/// that was killed or cut off is noticed after this, instead of QUIC's
+/// default 30 s. iroh sends keep-alives every second, so a live link that
+/// carries no data never reaches it. (The lower of both sides' values
+/// applies, so this holds towards mosaik peers too.)
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which relays the endpoint uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,8 +155,14 @@ impl NodeConfig {
         } else {
             builder
         };
+        let transport = QuicTransportConfig::builder()
+            .max_idle_timeout(Some(
+                IdleTimeout::try_from(IDLE_TIMEOUT).expect("a few seconds fit a QUIC varint"),
+            ))
+            .build();
         builder
             .secret_key(key)
+            .transport_config(transport)
             .relay_mode(self.relay_mode())
             .address_lookup(lookup)
             .bind()

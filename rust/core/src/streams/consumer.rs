@@ -2,8 +2,9 @@
 //!
 //! The worker starts one receiver for every peer whose signed entry lists
 //! the stream and passes `require`, whatever language it is written in, and
-//! cancels receivers whose producer left, went stale or stopped passing. A
-//! receiver that ended for good is tried again only once its producer's
+//! cancels receivers whose producer left, went stale, stopped passing or
+//! restarted (a new receiver then dials the new run at once). A receiver
+//! that ended for good is tried again only once its producer's
 //! entry changes (a restart, a re-announce), so a gone stream is not dialled
 //! in a loop. A receiver connects, sends the handshake, checks `StartStream`
 //! (101 / 10404), then pushes every frame into the consumer's
@@ -187,7 +188,12 @@ async fn follow_producers(shared: Arc<Shared>) {
                 ended.insert(*id, version);
                 return false;
             }
-            let keep = eligible.contains_key(id);
+            // A producer that restarted (a new `started_at`) is dialled
+            // afresh: the old link may be dead without either side knowing
+            // until QUIC's idle timeout.
+            let keep = eligible
+                .get(id)
+                .is_some_and(|e| e.entry().version.started_at_ms() == f.version.started_at_ms());
             if !keep {
                 f.cancel.cancel();
             }
@@ -266,6 +272,7 @@ enum Ending {
 }
 
 fn classify(error: &LinkError) -> Ending {
+    debug!(%error, "subscription link ended");
     match error.remote_code().and_then(CloseReason::from_code) {
         Some(CloseReason::UnknownPeer) => Ending::UnknownPeer,
         Some(
