@@ -129,13 +129,23 @@ impl Streams {
             close_connection(&connection, CloseReason::UnknownPeer);
             return Err("unknown peer (401)".into());
         };
-        let mut link = Link::<StreamsProtocol>::accept(connection)
-            .await
-            .map_err(|e| e.to_string())?;
-        let handshake: ConsumerHandshake = match tokio::time::timeout(HANDSHAKE_TIMEOUT, link.recv()).await {
-            Ok(Ok(handshake)) => handshake,
+        // The stream and the handshake come under one bound: a peer that
+        // connects and then says nothing would otherwise hold this task for
+        // as long as its keep-alives hold the connection.
+        let silent = connection.clone();
+        let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
+            let mut link = Link::<StreamsProtocol>::accept(connection).await?;
+            let handshake: ConsumerHandshake = link.recv().await?;
+            Ok::<_, crate::network::LinkError>((link, handshake))
+        })
+        .await;
+        let (link, handshake) = match opened {
+            Ok(Ok(opened)) => opened,
             Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("no handshake in time".into()),
+            Err(_) => {
+                close_connection(&silent, CloseReason::ProtocolViolation);
+                return Err("no handshake in time (400)".into());
+            }
         };
         if handshake.network_id != self.inner.discovery.network() {
             link.close(CloseReason::DifferentNetwork, Duration::from_millis(200))
