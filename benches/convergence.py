@@ -5,8 +5,8 @@ address; time until every node knows all N-1 others.
     python benches/convergence.py --nodes 10 --runs 7
 
 Prints a markdown table of median (min-max) seconds. All nodes run in this
-process on 127.0.0.1 (local=True). The native-mosaik column of the full
-suite (issue 5) will sit beside these figures.
+process on 127.0.0.1 (local=True). `benches/run.py` runs `one_run` (in a
+worker process, on the suite's loopback relay) beside native mosaik.
 """
 
 from __future__ import annotations
@@ -21,17 +21,26 @@ import mosaik
 TIMEOUT = 60.0
 
 
-async def one_run(nodes: int, run: int) -> float:
+async def one_run(
+    nodes: int, run: int, *, relay: str = "default", timeout: float = TIMEOUT
+) -> float:
+    """Seconds from the first node being up until all `nodes` know each other.
+
+    `relay` is passed to every node (under local=True, "default" means none).
+    """
     name = f"bench-converge-{nodes}-{run}-{time.time_ns()}"
-    first = await mosaik.Network.create(name, local=True)
+    first = await mosaik.Network.create(name, local=True, relay=relay)
     started = time.perf_counter()
     rest = await asyncio.gather(
-        *(mosaik.Network.create(name, local=True, bootstrap=[first.address]) for _ in range(nodes - 1))
+        *(
+            mosaik.Network.create(name, local=True, relay=relay, bootstrap=[first.address])
+            for _ in range(nodes - 1)
+        )
     )
     everyone = [first, *rest]
     try:
         await asyncio.wait_for(
-            asyncio.gather(*(n.discovery.wait_for_peers(nodes - 1) for n in everyone)), TIMEOUT
+            asyncio.gather(*(n.discovery.wait_for_peers(nodes - 1) for n in everyone)), timeout
         )
         return time.perf_counter() - started
     finally:

@@ -21,11 +21,15 @@
 //!   (`spy.rs`);
 //! - streams of the running node: `produce`, `send`, `wait_subscribed`,
 //!   `close_producer`, `consume`, `received`, `wait_producers`
-//!   (`streams.rs`).
+//!   (`streams.rs`);
+//! - benchmarks for `benches/run.py`: `bench_produce`, `bench_consume`,
+//!   `bench_converge`, `bench_idle_nodes`, `bench_hold_producers`,
+//!   `bench_subscribe` (`bench.rs`).
 //!
 //! See `wire.rs` for the JSON shape of addresses and peer entries.
 
 mod announce;
+mod bench;
 mod catalog;
 mod events;
 mod node;
@@ -176,6 +180,13 @@ impl Peer {
             "consume" => self.streams.consume(self.network.as_ref().context(NO_NODE)?, cmd),
             "received" => self.streams.received(cmd).await,
             "wait_producers" => self.streams.wait_producers(cmd).await,
+            // benchmarks (benches/run.py)
+            "bench_produce" => bench::produce(self.node()?, cmd).await,
+            "bench_consume" => bench::consume(cmd).await,
+            "bench_converge" => bench::converge(cmd).await,
+            "bench_idle_nodes" => bench::idle_nodes(cmd).await,
+            "bench_hold_producers" => bench::hold_producers(self.node()?, cmd).await,
+            "bench_subscribe" => bench::subscribe(cmd).await,
             "" => bail!("missing string field `cmd`"),
             other => bail!("unknown command `{other}`"),
         }
