@@ -91,7 +91,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 /// Pause before retrying a send refused with `Full` (see
 /// `streams::RetryingSender` for why mosaik refuses it).
 const FULL_RETRY: Duration = Duration::from_millis(1);
-/// Time given to a lagging consumer's link before polling it again.
+/// Time given to a lagging consumer's link before polling it again (tokio's
+/// timer rounds it up to 1 ms).
 const WINDOW_POLL: Duration = Duration::from_micros(200);
 /// Bound of the catalog exchange with each bootstrap peer.
 const BOOTSTRAP_SYNC_TIMEOUT: Duration = Duration::from_secs(5);
