@@ -124,6 +124,16 @@ impl<P: Protocol> Link<P> {
     }
 
     /// The peer's id, as authenticated by the TLS handshake.
+    /// Caps the frames this link accepts from now on (at most the
+    /// protocol's limit). The framing reserves a frame's claimed length as
+    /// soon as it reads the prefix, so a small message is read under a small
+    /// cap: a 4-byte lie then costs nothing.
+    pub fn limit_frames(&mut self, max: usize) {
+        self.reader
+            .decoder_mut()
+            .set_max_frame_length(max.min(P::MAX_FRAME));
+    }
+
     pub fn remote_id(&self) -> EndpointId {
         self.connection.remote_id()
     }

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::{
+    HANDSHAKE_FRAME_LIMIT,
     backoff::{Backoff, BackoffConfig},
     handshake::{ConsumerHandshake, Criteria, StartStream},
     queue::{Delivery, DeliveryQueue, Overflow},
@@ -398,6 +399,8 @@ async fn start_session(shared: &Shared, addr: EndpointAddr) -> Result<Link<Strea
         criteria: Criteria {},
     };
     link.send(&handshake).await.map_err(|e| classify(&e))?;
+    // StartStream is 64 bytes; datum frames may be as large as the protocol allows.
+    link.limit_frames(HANDSHAKE_FRAME_LIMIT);
     let start: StartStream = match tokio::time::timeout(START_TIMEOUT, link.recv()).await {
         Ok(Ok(start)) => start,
         Ok(Err(e)) => return Err(classify(&e)),
@@ -411,5 +414,6 @@ async fn start_session(shared: &Shared, addr: EndpointAddr) -> Result<Link<Strea
         link.close_now(CloseReason::StreamNotFound);
         return Err(Ending::Terminal);
     }
+    link.limit_frames(usize::MAX);
     Ok(link)
 }

@@ -12,6 +12,8 @@ const MAX_VARINT: usize = 10;
 pub enum DatumError {
     #[error("truncated length prefix")]
     TruncatedLength,
+    #[error("length prefix overflows 64 bits")]
+    BadLength,
     #[error("datum claims {claimed} bytes, has {available}")]
     Truncated { claimed: u64, available: usize },
     #[error("datum is not UTF-8: {0}")]
@@ -51,6 +53,10 @@ pub fn decode_prefixed(frame: &[u8]) -> Result<&[u8], DatumError> {
         };
         if pos == MAX_VARINT {
             return Err(DatumError::TruncatedLength);
+        }
+        // The 10th byte holds the 64th bit only: postcard refuses more.
+        if pos == MAX_VARINT - 1 && byte > 0x01 {
+            return Err(DatumError::BadLength);
         }
         length |= u64::from(byte & 0x7f) << (7 * pos);
         pos += 1;
@@ -105,7 +111,11 @@ mod tests {
                 available: 2
             })
         );
-        assert_eq!(decode_prefixed(&[0xff; 11]), Err(DatumError::TruncatedLength));
+        assert_eq!(decode_prefixed(&[0xff; 11]), Err(DatumError::BadLength));
+        // Found by the `datum` fuzz target: bits past the 64th were dropped.
+        let overflow = b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x02";
+        assert_eq!(decode_prefixed(overflow), Err(DatumError::BadLength));
+        assert!(postcard::from_bytes::<Vec<u8>>(overflow).is_err());
         assert!(matches!(decode_str(b"\x01\xff"), Err(DatumError::NotUtf8(_))));
         for bad in [&b"\x05ab"[..], b"\x80", b"\x01\xff"] {
             assert!(postcard::from_bytes::<String>(bad).is_err());

@@ -45,6 +45,9 @@ use crate::{
     primitives::Digest,
 };
 
+/// The largest frame a producer reads from a consumer: the handshake is 64
+/// bytes; the slack leaves room for criteria a later mosaik may carry.
+const HANDSHAKE_FRAME_LIMIT: usize = 4096;
 /// Bound on a consumer's handshake after it opened the stream (mosaik has none).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -135,6 +138,8 @@ impl Streams {
         let silent = connection.clone();
         let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, async move {
             let mut link = Link::<StreamsProtocol>::accept(connection).await?;
+            // Consumers send nothing after their 64-byte handshake.
+            link.limit_frames(HANDSHAKE_FRAME_LIMIT);
             let handshake: ConsumerHandshake = link.recv().await?;
             Ok::<_, crate::network::LinkError>((link, handshake))
         })
