@@ -19,6 +19,7 @@ __all__ = [
     "id_of",
     "_shutdown",
     "_inflight",
+    "_alive_tasks",
     "_set_log_level",
     "_dropped_log_events",
 ]
