@@ -422,7 +422,7 @@ class Suite:
                 },
                 2 * SETUP_TIMEOUT_S + 10,
             )
-        return (answer["rss_after_kib"] - answer["rss_before_kib"]) / nodes
+        return float(answer["rss_after_kib"] - answer["rss_before_kib"]) / nodes
 
     def subscription_run(self, argv: list[str]) -> float:
         """KiB of resident memory per subscription, producer and consumer together."""
@@ -450,7 +450,7 @@ class Suite:
         grown = (held["rss_subscribed_kib"] - held["rss_open_kib"]) + (
             subscribed["rss_subscribed_kib"] - subscribed["rss_before_kib"]
         )
-        return grown / count
+        return float(grown) / count
 
 
 # --------------------------------------------------------------------------
@@ -606,7 +606,9 @@ def run_rows(suite: Suite, only: set[str] | None) -> Runner:
     s = suite.settings
     runner = Runner(suite)
     native, ours = suite.native(), suite.ours()
-    wanted = lambda key: only is None or key in only  # noqa: E731
+
+    def wanted(group: str) -> bool:
+        return only is None or group in only
 
     if wanted("64b") or wanted("zmq") or wanted("zenoh"):
         log("64 B throughput")
@@ -740,11 +742,12 @@ def run_rows(suite: Suite, only: set[str] | None) -> Runner:
     if wanted("fanout"):
         n, procs = s.fanout_consumers, s.fanout_processes
         log(f"fan-out 1→{n}")
-        fan = {"consumers": n, "processes": procs, "size": 64}
         figures = runner.interleaved(
             {
-                "native": runner.stream("native fan-out", native, **fan),
-                "ours": runner.stream("ours fan-out", ours, **fan),
+                "native": runner.stream(
+                    "native fan-out", native, size=64, consumers=n, processes=procs
+                ),
+                "ours": runner.stream("ours fan-out", ours, size=64, consumers=n, processes=procs),
             },
             s.runs,
         )
