@@ -139,7 +139,7 @@ FULL = Settings(
     subscriptions=32,
     memory_runs=3,
     converge_nodes=32,
-    converge_timeout_s=30.0,
+    converge_timeout_s=20.0,
     push_pull=True,
 )
 QUICK = Settings(

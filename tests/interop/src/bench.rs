@@ -39,8 +39,8 @@
 //!   every node's catalog holds all others.
 //! - `bench_idle_nodes {"network", "relay", "nodes", "settle_ms"?,
 //!   "timeout_ms"?}` → `{"rss_before_kib", "rss_after_kib"}`: resident
-//!   memory after one seed node, and after `nodes` more joined it and idled
-//!   for `settle_ms`.
+//!   memory after one seed node, and after `nodes` more joined it (each
+//!   knows at least one peer) and idled for `settle_ms`.
 //! - `bench_hold_producers {"prefix", "count", "settle_ms"?,
 //!   "timeout_ms"?}` on the started node → `{"rss_open_kib",
 //!   "rss_subscribed_kib"}`: opens producers of streams `prefix-0` ..
@@ -275,7 +275,9 @@ pub async fn idle_nodes(cmd: &Value) -> Result<Value> {
     };
     let rest = build_nodes(&bootstrap, count, wait).await?;
     let everyone: Vec<Network> = seed.into_iter().chain(rest).collect();
-    timeout(wait, join_all(everyone.iter().map(|n| wait_for_peers(n, count))))
+    // Joined means knowing someone: a full mesh of 16 fresh nodes is the
+    // convergence row's business (and native mosaik does not always reach it).
+    timeout(wait, join_all(everyone.iter().map(|n| wait_for_peers(n, 1))))
         .await
         .context("timed out waiting for the idle nodes to meet")?;
     sleep(settle).await;
