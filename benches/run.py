@@ -4,8 +4,8 @@ Rust mosaik 0.3.13, pyzmq and eclipse-zenoh, all measured in the same run.
     pip install .                  # the mosaik package measured: a RELEASE wheel
     pip install '.[bench]'         # pyzmq and eclipse-zenoh (their rows are skipped without)
     python benches/run.py          # full: 5 runs per figure, about 10 minutes
-    python benches/run.py --quick  # 3 runs, 0.5 s windows, 16-node convergence,
-                                   # no PUSH/PULL row: about 2 minutes on an idle machine
+    python benches/run.py --quick  # 3 runs, 0.5 s windows, 16-node convergence, no
+                                   # PUSH/PULL row, no retries: 2-3 minutes
 
 It measures the installed ``mosaik`` package, so install a release build
 (``pip install .`` builds one); a development wheel is much slower. To build
@@ -53,7 +53,8 @@ How it measures:
   (ours: ``lagging="disconnect"``; native: its defaults, full-rate sends);
   one run. Idle nodes: RSS growth of one process per node that joined;
   subscriptions: producer plus consumer RSS growth per subscribed stream.
-- A failed run is retried once (convergence: not) and counted in the table.
+- A failed run is retried once in the full suite (convergence: not; quick:
+  not) and counted in the table.
 
 Hermetic: everything binds 127.0.0.1, no public relay, no mDNS, DHT or
 DNS. After building, the suite re-executes itself inside a fresh network
@@ -95,12 +96,11 @@ ALTERNATIVES = BENCHES / "_alternatives.py"
 
 #: Bound for starting nodes, subscribing and meeting, per step. Setup takes
 #: a few seconds; a run that needs longer has hit a stalled connection (see
-#: RETRIES) and is better repeated than waited for.
+#: Settings.retries) and is better repeated than waited for.
 SETUP_TIMEOUT_S = 8.0
-#: Times a failed run is repeated. Native mosaik 0.3.13 (iroh 0.97) on the
-#: local relay now and then leaves one of many concurrent subscriptions
-#: connecting forever; failures are counted in the table either way.
-RETRIES = 1
+#: Warm-up of fan-out runs at least: 16 fresh subscriptions take a moment to
+#: all carry data.
+FANOUT_WARMUP_S = 1.0
 #: Producers keep sending this long after the consumers' windows end.
 PRODUCER_TAIL_S = 0.3
 #: Datums that may wait for the slowest consumer: mosaik's default buffer,
@@ -125,6 +125,10 @@ class Settings:
     converge_nodes: int
     converge_timeout_s: float
     push_pull: bool  # also pyzmq PUSH/PULL, beside the PUB/SUB the issue asks for
+    # Times a failed run is repeated. Native mosaik 0.3.13 (iroh 0.97) on the
+    # local relay now and then leaves one of many concurrent subscriptions
+    # connecting forever; failures are counted in the table either way.
+    retries: int
     fanout_consumers: int = 16
     fanout_processes: int = 2
 
@@ -141,6 +145,7 @@ FULL = Settings(
     converge_nodes=32,
     converge_timeout_s=20.0,
     push_pull=True,
+    retries=1,
 )
 QUICK = Settings(
     runs=3,
@@ -154,6 +159,7 @@ QUICK = Settings(
     converge_nodes=16,
     converge_timeout_s=10.0,
     push_pull=False,
+    retries=0,
 )
 
 
@@ -314,14 +320,16 @@ class Suite:
         processes: int = 1,
         rate: float | None = None,
         window_s: float | None = None,
+        warmup_s: float | None = None,
         flow: str = "lossless",
         pause_s: float | None = None,
     ) -> StreamRun:
         s = self.settings
         window = window_s if window_s is not None else s.window_s
+        warmup = warmup_s if warmup_s is not None else s.warmup_s
         network = f"bench-{uuid.uuid4().hex[:12]}"
         stream = "bench-stream"
-        produce_s = s.warmup_s + (pause_s or 0.0) + window + PRODUCER_TAIL_S
+        produce_s = warmup + (pause_s or 0.0) + window + PRODUCER_TAIL_S
         limit = 2 * SETUP_TIMEOUT_S + produce_s + 10
         with ExitStack() as stack:
             producer = stack.enter_context(Process("producer", argv))
@@ -358,7 +366,7 @@ class Suite:
                         "stream": stream,
                         "size": size,
                         "nodes": nodes,
-                        "warmup_s": s.warmup_s,
+                        "warmup_s": warmup,
                         "seconds": window,
                         "latency": rate is not None,
                         "pause_s": pause_s,
@@ -555,7 +563,7 @@ class Runner:
         self.deliveries: dict[str, list[float]] = {}
 
     def sample(
-        self, label: str, figure: Figure, measure: Callable[[], float], retries: int = RETRIES
+        self, label: str, figure: Figure, measure: Callable[[], float], retries: int
     ) -> None:
         """One run; a failed run is recorded and tried again up to ``retries`` times."""
         for _attempt in range(1 + retries):
@@ -571,8 +579,10 @@ class Runner:
             return
 
     def interleaved(
-        self, sides: dict[str, Callable[[], float]], runs: int, retries: int = RETRIES
+        self, sides: dict[str, Callable[[], float]], runs: int, retries: int | None = None
     ) -> dict[str, Figure]:
+        if retries is None:
+            retries = self.suite.settings.retries
         figures = {name: Figure() for name in sides}
         for run in range(runs):
             for name, measure in sides.items():
@@ -715,7 +725,7 @@ def run_rows(suite: Suite, only: set[str] | None) -> Runner:
                     p99[name].values.append(percentile(result.latencies_ns, 99) / 1000)
                     return percentile(result.latencies_ns, 50) / 1000
 
-                runner.sample(f"{name} #{run + 1}", p50[name], latency_run)
+                runner.sample(f"{name} #{run + 1}", p50[name], latency_run, s.retries)
         runner.rows.append(
             Row(
                 "one-way latency p50, 64 B at 1000/s",
@@ -742,12 +752,16 @@ def run_rows(suite: Suite, only: set[str] | None) -> Runner:
     if wanted("fanout"):
         n, procs = s.fanout_consumers, s.fanout_processes
         log(f"fan-out 1→{n}")
+        fan: dict[str, Any] = {
+            "size": 64,
+            "consumers": n,
+            "processes": procs,
+            "warmup_s": max(s.warmup_s, FANOUT_WARMUP_S),
+        }
         figures = runner.interleaved(
             {
-                "native": runner.stream(
-                    "native fan-out", native, size=64, consumers=n, processes=procs
-                ),
-                "ours": runner.stream("ours fan-out", ours, size=64, consumers=n, processes=procs),
+                "native": runner.stream("native fan-out", native, **fan),
+                "ours": runner.stream("ours fan-out", ours, **fan),
             },
             s.runs,
         )
@@ -805,7 +819,7 @@ def memory_rows(suite: Suite, runner: Runner) -> None:
             resumed[name] = run.rate
             return float(max(run.rss_growth_kib))
 
-        runner.sample(name, largest[name], paused)
+        runner.sample(name, largest[name], paused, s.retries)
 
     def cell(name: str) -> str | None:
         if name not in growth:
