@@ -7,6 +7,7 @@ A stream is named like a network (a name, or a 64-hex id); to meet a Rust
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _checks, codecs
 from .discovery import PeerInfo
-from .errors import Closed, DecodeError, MosaikError
+from .errors import Closed, DecodeError, Empty, Full, MosaikError, Offline
 
 if TYPE_CHECKING:
     from ._mosaik import Consumer as NativeConsumer
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 #: How many datums a consumer moves from the native queue per crossing when
 #: the caller takes them one at a time (``recv``, ``async for``).
 _READ_AHEAD = 256
+
+#: A sender whose datums all fit yields to the event loop this often.
+_YIELD_EVERY = 256
 
 Require = Callable[[PeerInfo], bool]
 
@@ -152,6 +156,7 @@ class Producer:
         self._native = native
         self._encode = plan.encode
         self._name = name
+        self._queued_at_once = 0
         self.when = _ProducerWhen(native)
 
     @property
@@ -174,6 +179,19 @@ class Producer:
     async def send(self, datum: Any) -> None:
         """Sends one datum, waiting while offline or full."""
         payload = datum if self._encode is None else self._encode(datum)
+        # Fast path: a datum that fits is queued at once, without a round
+        # trip through the native runtime and back to this event loop.
+        try:
+            self._native.try_send(payload)
+        except (Full, Offline):
+            pass
+        except MosaikError as e:
+            raise _with_datum(e, datum) from None
+        else:
+            self._queued_at_once += 1
+            if self._queued_at_once % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a sender that never waits must not starve the loop
+            return
         try:
             await self._native.send(payload)
         except MosaikError as e:
@@ -287,6 +305,17 @@ class Consumer:
     async def _ready(self, max_items: int) -> bool:
         """Until the buffer holds a datum; False once closed and drained."""
         while self._pos >= len(self._pending):
+            # Fast path: take what is already queued without a round trip
+            # through the native runtime, then let other tasks run once.
+            try:
+                self._fill(self._native.try_recv_batch(max_items))
+            except Empty:
+                pass
+            except Closed:
+                return self._pos < len(self._pending)
+            else:
+                await asyncio.sleep(0)
+                continue
             batch = await self._native.recv_batch(max_items)
             if batch is None:
                 return self._pos < len(self._pending)
