@@ -131,7 +131,7 @@ class Worker:
                 elif mode == "plain":
                     for datum in pool[:PLAIN_CHUNK]:
                         await producer.send(datum)
-                    sent += min(PLAIN_CHUNK, len(pool))
+                        sent += 1
                 else:
                     sent += await producer.send_many(pool)
 
