@@ -166,6 +166,16 @@ async fn hostile_snapshot_entries_are_rejected_and_counted() {
     payload[0] = 5;
     payload.extend_from_slice(&forged_wire);
     send_snapshot(&attacker, &target, payload.into()).await.unwrap();
+    // The target answers before it merges what it got: wait for the merge.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while target.discovery().rejections().values().sum::<u64>() < 4
+            || target.discovery().peers().is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the target merges the snapshot");
 
     let peers: Vec<_> = target
         .discovery()
