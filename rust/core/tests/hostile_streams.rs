@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mosaik_core::{
-    Digest, Node, NodeConfig,
+    Digest, Node,
     network::{
         CloseReason, Link,
         protocol::{Protocol, Streams as StreamsProtocol},
@@ -13,23 +13,9 @@ use mosaik_core::{
     streams::{ConsumerConfig, ProducerConfig},
 };
 
-const WAIT: Duration = Duration::from_secs(15);
+mod common;
 
-async fn pair(network: &str) -> (Node, Node) {
-    let a = Node::spawn(NodeConfig::local(Digest::from_name(network)))
-        .await
-        .unwrap();
-    let mut config = NodeConfig::local(Digest::from_name(network));
-    config.bootstrap = vec![a.addr()];
-    let b = Node::spawn(config).await.unwrap();
-    tokio::time::timeout(WAIT, a.discovery().wait_for_peers(1))
-        .await
-        .unwrap();
-    tokio::time::timeout(WAIT, b.discovery().wait_for_peers(1))
-        .await
-        .unwrap();
-    (a, b)
-}
+use common::{WAIT, pair};
 
 /// The producer still serves an honest consumer on `b`.
 async fn still_serves(a: &Node, b: &Node, stream: Digest) {

@@ -13,23 +13,9 @@ use mosaik_core::{
     },
 };
 
-const WAIT: Duration = Duration::from_secs(15);
+mod common;
 
-async fn pair(network: &str) -> (Node, Node) {
-    let a = Node::spawn(NodeConfig::local(Digest::from_name(network)))
-        .await
-        .unwrap();
-    let mut config = NodeConfig::local(Digest::from_name(network));
-    config.bootstrap = vec![a.addr()];
-    let b = Node::spawn(config).await.unwrap();
-    tokio::time::timeout(WAIT, a.discovery().wait_for_peers(1))
-        .await
-        .unwrap();
-    tokio::time::timeout(WAIT, b.discovery().wait_for_peers(1))
-        .await
-        .unwrap();
-    (a, b)
-}
+use common::{WAIT, pair};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_datum_arrives_in_order() {
