@@ -8,7 +8,7 @@ use iroh::{EndpointAddr, SecretKey};
 use mosaik_core::{
     Digest, Node, NodeConfig,
     discovery::{Event, PeerEntry, PeerEntryVersion, entry::now_ms, sync::encode_snapshot},
-    network::{CloseReason, Link, LinkError, Protocol, protocol::CatalogSync},
+    network::{CloseReason, Link, LinkError, Protocol, protocol::CatalogSync, route_repair::RouteRepair},
 };
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -280,7 +280,7 @@ async fn hostile_gossip_is_rejected_and_counted() {
     let lookup = MemoryLookup::new();
     lookup.add_endpoint_info(EndpointInfo::from(target.addr()));
     let endpoint = config("gossip-hostile")
-        .bind_endpoint(SecretKey::generate(&mut rand::rng()), lookup)
+        .bind_endpoint(SecretKey::generate(&mut rand::rng()), lookup, RouteRepair::new())
         .await
         .unwrap();
     let gossip = Gossip::builder().alpn(ANNOUNCE_ALPN).spawn(endpoint.clone());

@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use iroh::{Endpoint, SecretKey};
 use mosaik_core::{
     Digest, NodeConfig,
-    network::{CloseReason, Link, LinkError, Protocol, RemoteClose},
+    network::{CloseReason, Link, LinkError, Protocol, RemoteClose, route_repair::RouteRepair},
 };
 
 struct Echo;
@@ -23,7 +23,7 @@ async fn endpoint() -> Endpoint {
     let config = NodeConfig::local(Digest::from_name("link-tests"));
     let lookup = iroh::address_lookup::memory::MemoryLookup::new();
     let ep = config
-        .bind_endpoint(SecretKey::generate(&mut rand::rng()), lookup)
+        .bind_endpoint(SecretKey::generate(&mut rand::rng()), lookup, RouteRepair::new())
         .await
         .unwrap();
     ep.set_alpns(vec![Echo::ALPN.to_vec()]);

@@ -18,6 +18,7 @@ use iroh::{
     endpoint::{IdleTimeout, PortmapperConfig, QuicTransportConfig, presets},
 };
 
+use super::route_repair::RouteRepair;
 use crate::{discovery::DiscoveryConfig, primitives::Digest};
 
 /// How long a connection may hear nothing before it is given up: a peer
@@ -128,7 +129,12 @@ impl NodeConfig {
     }
 
     /// Binds the iroh endpoint this config describes.
-    pub async fn bind_endpoint(&self, key: SecretKey, lookup: MemoryLookup) -> Result<Endpoint, ConfigError> {
+    pub async fn bind_endpoint(
+        &self,
+        key: SecretKey,
+        lookup: MemoryLookup,
+        repair: RouteRepair,
+    ) -> Result<Endpoint, ConfigError> {
         self.validate()?;
         let builder = if self.local {
             let bind = self
@@ -165,6 +171,7 @@ impl NodeConfig {
             .transport_config(transport)
             .relay_mode(self.relay_mode())
             .address_lookup(lookup)
+            .hooks(repair)
             .bind()
             .await
             .map_err(|e| ConfigError::Bind(e.to_string()))

@@ -6,6 +6,7 @@ pub mod config;
 pub mod link;
 pub mod node;
 pub mod protocol;
+pub mod route_repair;
 
 pub use address::{AddressError, format_address, parse_address};
 pub use close::{CloseReason, RemoteClose};

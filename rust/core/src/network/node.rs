@@ -6,6 +6,7 @@
 //! or without internet. Closing is idempotent and bounded in time.
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -18,6 +19,7 @@ use iroh::{
     endpoint_info::EndpointInfo, protocol::Router,
 };
 use iroh_gossip::net::Gossip;
+use tokio::sync::broadcast;
 use tracing::{debug, info};
 
 use super::{
@@ -25,9 +27,10 @@ use super::{
     config::{ConfigError, NodeConfig},
     link::LinkError,
     protocol::{ANNOUNCE_ALPN, CatalogSync, Ping, Protocol, Streams as StreamsProtocol},
+    route_repair::RouteRepair,
 };
 use crate::{
-    discovery::{Discovery, SignedPeerEntry, dht, local::LocalPeer, ping, sync::SyncService, worker},
+    discovery::{Discovery, Event, SignedPeerEntry, dht, local::LocalPeer, ping, sync::SyncService, worker},
     primitives::Digest,
     streams::Streams,
 };
@@ -71,7 +74,10 @@ impl Node {
             None => SecretKey::generate(&mut rand::rng()),
         };
         let lookup = MemoryLookup::new();
-        let endpoint = config.bind_endpoint(key.clone(), lookup.clone()).await?;
+        let repair = RouteRepair::new();
+        let endpoint = config
+            .bind_endpoint(key.clone(), lookup.clone(), repair.clone())
+            .await?;
         for peer in &config.bootstrap {
             lookup.add_endpoint_info(EndpointInfo::from(peer.clone()));
         }
@@ -91,13 +97,20 @@ impl Node {
             .spawn(endpoint.clone());
         let streams = Streams::new(discovery.clone());
         let router = Router::builder(endpoint.clone())
-            .accept(ANNOUNCE_ALPN, gossip.clone())
-            .accept(CatalogSync::ALPN, SyncService::new(discovery.clone()))
-            .accept(Ping::ALPN, ping::PingService::new(local, endpoint.clone()))
-            .accept(StreamsProtocol::ALPN, streams.clone())
+            .accept(ANNOUNCE_ALPN, repair.handler(gossip.clone()))
+            .accept(
+                CatalogSync::ALPN,
+                repair.handler(SyncService::new(discovery.clone())),
+            )
+            .accept(
+                Ping::ALPN,
+                repair.handler(ping::PingService::new(local, endpoint.clone())),
+            )
+            .accept(StreamsProtocol::ALPN, repair.handler(streams.clone()))
             .spawn();
         let tasks = discovery.tasks().clone();
         tasks.spawn(worker::run(discovery.clone(), gossip, config.bootstrap.clone()));
+        tasks.spawn(close_connections_of_restarted_peers(discovery.clone(), repair));
         if config.dht {
             dht::spawn(discovery.clone(), dht::DhtConfig::default());
         }
@@ -201,5 +214,43 @@ impl std::fmt::Debug for Node {
             .field("network", &self.network_id())
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+/// Tells the route repair about every peer that restarted (same id, a new
+/// `started_at`), so the connections of its previous run close now rather
+/// than at the idle timeout.
+async fn close_connections_of_restarted_peers(discovery: Discovery, repair: RouteRepair) {
+    let mut events = discovery.subscribe();
+    // The run each peer was last seen in. Bounded: a peer is forgotten when
+    // it departs (a restart after that is a fresh discovery, and its old
+    // connections ended with the departure or go at the idle timeout).
+    let mut runs: HashMap<EndpointId, i64> = HashMap::new();
+    let cancel = discovery.cancel_token().clone();
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => return,
+            event = events.recv() => event,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let entry = event.entry().entry();
+        match event {
+            Event::Departed(_) => {
+                runs.remove(&entry.id());
+            }
+            Event::Discovered(_) | Event::Updated(_) => {
+                let run = entry.version.started_at_ms();
+                if runs
+                    .insert(entry.id(), run)
+                    .is_some_and(|previous| previous != run)
+                {
+                    repair.peer_restarted(entry.id(), &entry.address.addrs);
+                }
+            }
+        }
     }
 }
