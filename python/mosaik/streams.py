@@ -264,6 +264,12 @@ class Consumer:
         self._pos = 0
         self._runs: list[tuple[int, int]] = []
         self._undecodable: dict[int, str] = {}
+        # Tasks waiting for the native queue, woken through its ready
+        # descriptor (see `_wait_readable`); `_watching` is the loop that
+        # polls it while anyone waits.
+        self._waiters: list[asyncio.Future[None]] = []
+        self._watching: asyncio.AbstractEventLoop | None = None
+        self._ready_fd: int | None = None
         self.when = _ConsumerWhen(native)
 
     @property
@@ -304,9 +310,11 @@ class Consumer:
 
     async def _ready(self, max_items: int) -> bool:
         """Until the buffer holds a datum; False once closed and drained."""
+        woke = False
         while self._pos >= len(self._pending):
             # Fast path: take what is already queued without a round trip
-            # through the native runtime, then let other tasks run once.
+            # through the native runtime, then let other tasks run once
+            # (unless this task has just been waiting, so others have run).
             try:
                 self._fill(self._native.try_recv_batch(max_items))
             except Empty:
@@ -314,13 +322,56 @@ class Consumer:
             except Closed:
                 return self._pos < len(self._pending)
             else:
-                await asyncio.sleep(0)
+                if not woke:
+                    await asyncio.sleep(0)
                 continue
-            batch = await self._native.recv_batch(max_items)
-            if batch is None:
-                return self._pos < len(self._pending)
-            self._fill(batch)
+            woke = True
+            if not await self._wait_readable():
+                batch = await self._native.recv_batch(max_items)
+                if batch is None:
+                    return self._pos < len(self._pending)
+                self._fill(batch)
         return True
+
+    async def _wait_readable(self) -> bool:
+        """Until the native queue may hold a datum or has closed (wakes may
+        be spurious). The event loop polls the queue's ready descriptor, so a
+        wake is one write on the native side: no thread hand-off, no GIL.
+        False if this loop cannot poll descriptors (then await natively)."""
+        loop = asyncio.get_running_loop()
+        if self._ready_fd is None:
+            self._ready_fd = self._native.ready_fd()
+        if self._native.arm_ready():
+            return True
+        waiter: asyncio.Future[None] = loop.create_future()
+        if not self._waiters:
+            try:
+                loop.add_reader(self._ready_fd, self._wake_waiters)
+            except NotImplementedError:
+                return False
+            self._watching = loop
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:  # cancelled: leave the others waiting
+                self._waiters.remove(waiter)
+                if not self._waiters:
+                    self._stop_watching()
+        return True
+
+    def _wake_waiters(self) -> None:
+        self._native.clear_ready()
+        waiters, self._waiters = self._waiters, []
+        self._stop_watching()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _stop_watching(self) -> None:
+        loop, self._watching = self._watching, None
+        if loop is not None and self._ready_fd is not None and not loop.is_closed():
+            loop.remove_reader(self._ready_fd)
 
     def _leave_sender_of(self, index: int, reason: str) -> None:
         """Ends the subscription to the producer that sent the datum at ``index``."""

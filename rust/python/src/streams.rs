@@ -435,6 +435,24 @@ impl PyConsumer {
         }
     }
 
+    /// A descriptor the event loop polls instead of awaiting `recv_batch`
+    /// (readable once armed and a datum arrives, or the consumer closes).
+    fn ready_fd(&self) -> PyResult<i32> {
+        self.consumer
+            .ready_fd()
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("no ready descriptor: {e}")))
+    }
+
+    /// Arms the ready descriptor; True if there is no need to wait.
+    fn arm_ready(&self) -> bool {
+        self.consumer.arm_ready()
+    }
+
+    /// Makes the ready descriptor unreadable again after a wake.
+    fn clear_ready(&self) {
+        self.consumer.clear_ready()
+    }
+
     /// Leaves the producer behind `channel` because its datum could not be
     /// decoded; returns whether that subscription was still live.
     fn reject(&self, channel: u64, reason: &str) -> bool {

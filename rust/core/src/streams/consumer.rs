@@ -133,6 +133,23 @@ impl Consumer {
         self.shared.queue.try_pop_many(max)
     }
 
+    /// A descriptor an outside event loop polls instead of awaiting
+    /// `recv_batch`: readable after `arm_ready` once a datum arrives or the
+    /// consumer closes (see `streams/ready.rs`).
+    pub fn ready_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
+        self.shared.queue.ready_fd()
+    }
+
+    /// Arms the ready descriptor; true if there is no need to wait.
+    pub fn arm_ready(&self) -> bool {
+        self.shared.queue.arm_ready()
+    }
+
+    /// Resets the ready descriptor after a wake.
+    pub fn clear_ready(&self) {
+        self.shared.queue.clear_ready()
+    }
+
     /// Ends the subscription behind `channel` (400 to its producer) because
     /// the reader could not use its datum; returns whether it was live.
     pub fn reject(&self, channel: u64, reason: &str) -> bool {

@@ -14,6 +14,7 @@ pub mod datum;
 pub mod handshake;
 pub mod producer;
 pub mod queue;
+pub mod ready;
 pub mod require;
 pub mod status;
 

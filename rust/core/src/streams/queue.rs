@@ -5,19 +5,23 @@
 //! the queue is full, [`Overflow`] decides: wait for room (backpressure all
 //! the way to the producer, nothing lost), drop the oldest queued datum, or
 //! drop the new one. Readers are woken when the queue goes from empty to
-//! non-empty, not once per datum, and take many datums per wake.
+//! non-empty, not once per datum, and take many datums per wake. A reader
+//! outside tokio (Python's event loop) waits on a [`ReadySignal`] instead.
 
 use std::{
     collections::VecDeque,
+    io,
     pin::pin,
     sync::{
-        Mutex,
+        Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
 };
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+
+use super::ready::ReadySignal;
 
 /// What a full queue does with a new datum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +51,8 @@ pub struct DeliveryQueue {
     state: Mutex<State>,
     readable: Notify,
     writable: Notify,
+    /// Made on first use by a reader outside tokio.
+    ready: OnceLock<ReadySignal>,
     dropped: AtomicU64,
 }
 
@@ -67,6 +73,7 @@ impl DeliveryQueue {
             }),
             readable: Notify::new(),
             writable: Notify::new(),
+            ready: OnceLock::new(),
             dropped: AtomicU64::new(0),
         }
     }
@@ -107,6 +114,7 @@ impl DeliveryQueue {
                     if was_empty {
                         self.readable.notify_waiters();
                     }
+                    self.fire_ready();
                     return Ok(());
                 }
             }
@@ -154,6 +162,44 @@ impl DeliveryQueue {
         self.state.lock().expect("queue").closed = true;
         self.readable.notify_waiters();
         self.writable.notify_waiters();
+        self.fire_ready();
+    }
+
+    /// The descriptor that becomes readable when an armed reader may go on.
+    pub fn ready_fd(&self) -> io::Result<std::os::fd::RawFd> {
+        if let Some(signal) = self.ready.get() {
+            return Ok(signal.fd());
+        }
+        let signal = ReadySignal::new()?;
+        Ok(self.ready.get_or_init(|| signal).fd())
+    }
+
+    /// Arms the ready descriptor; false if the reader should wait on it,
+    /// true if a datum is queued or the queue closed (nothing to wait for).
+    pub fn arm_ready(&self) -> bool {
+        let Some(signal) = self.ready.get() else {
+            return true; // no descriptor yet: the reader looks again
+        };
+        signal.arm();
+        let state = self.state.lock().expect("queue");
+        if !state.items.is_empty() || state.closed {
+            signal.disarm();
+            return true;
+        }
+        false
+    }
+
+    /// Makes the ready descriptor unreadable again after a wake.
+    pub fn clear_ready(&self) {
+        if let Some(signal) = self.ready.get() {
+            signal.clear();
+        }
+    }
+
+    fn fire_ready(&self) {
+        if let Some(signal) = self.ready.get() {
+            signal.fire();
+        }
     }
 }
 
@@ -249,5 +295,37 @@ mod tests {
         assert!(written.expect("writer woken").unwrap().is_err());
         let read = tokio::time::timeout(Duration::from_secs(2), reader).await;
         assert!(read.expect("reader woken").unwrap().is_empty());
+    }
+
+    fn readable(fd: std::os::fd::RawFd) -> bool {
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polls one live descriptor without waiting.
+        unsafe { libc::poll(&mut poll, 1, 0) == 1 }
+    }
+
+    #[tokio::test]
+    async fn an_armed_reader_is_woken_by_the_next_datum_and_by_close() {
+        let queue = DeliveryQueue::new(4, Overflow::Block);
+        assert!(queue.arm_ready(), "no descriptor yet: look again, do not wait");
+        let fd = queue.ready_fd().unwrap();
+        assert!(!queue.arm_ready(), "empty: wait");
+        assert!(!readable(fd));
+        queue.push(datum(1)).await.unwrap();
+        assert!(readable(fd));
+        queue.clear_ready();
+        assert!(!readable(fd));
+        assert!(queue.arm_ready(), "a datum is queued: no wait");
+        queue.push(datum(2)).await.unwrap();
+        assert!(!readable(fd), "not armed while data was there");
+        assert_eq!(queue.try_pop_many(8).unwrap().len(), 2);
+        assert!(!queue.arm_ready());
+        queue.close();
+        assert!(readable(fd), "closing wakes the reader");
+        queue.clear_ready();
+        assert!(queue.arm_ready(), "closed: nothing to wait for");
     }
 }
