@@ -210,11 +210,25 @@ class Producer:
         items = datums if isinstance(datums, list) else list(datums)
         encode = self._encode
         payloads = items if encode is None else [encode(d) for d in items]
+        # Fast path, as in `send`: what fits is queued at once; only the
+        # rest (the producer offline, or a consumer's outbox full) waits.
+        sent = 0
         try:
-            return await self._native.send_many(payloads)
+            sent = self._native.try_send_many(payloads)
+        except (Full, Offline):
+            pass
         except MosaikError as e:
-            sent: int = getattr(e, "sent", 0)
-            raise _with_datum(e, items[sent] if sent < len(items) else None) from None
+            e.sent = 0  # type: ignore[attr-defined]
+            raise _with_datum(e, items[0] if items else None) from None
+        if sent == len(payloads):
+            await asyncio.sleep(0)  # a sender that never waits must not starve the loop
+            return sent
+        try:
+            return sent + await self._native.send_many(payloads[sent:])
+        except MosaikError as e:
+            done = sent + getattr(e, "sent", 0)
+            e.sent = done  # type: ignore[attr-defined]
+            raise _with_datum(e, items[done] if done < len(items) else None) from None
 
     async def close(self) -> None:
         """Ends every subscription (consumers see 204 GracefulShutdown). Idempotent."""

@@ -309,13 +309,13 @@ impl PyProducer {
         let producer = self.producer.clone();
         runtime::into_py_future(py, async move {
             let count = frames.len();
-            for (sent, frame) in frames.into_iter().enumerate() {
-                if let Err(error) = producer.send(frame).await {
-                    let error = send_error(error);
-                    Python::attach(|py| error.value(py).setattr("sent", sent))?;
-                    return Err(error);
-                }
-            }
+            producer.send_many(frames).await.map_err(|(error, sent)| {
+                let error = send_error(error);
+                Python::attach(|py| {
+                    let _ = error.value(py).setattr("sent", sent);
+                });
+                error
+            })?;
             Ok(count)
         })
     }
@@ -324,6 +324,13 @@ impl PyProducer {
         self.producer
             .try_send(self.framing.encode(datum)?)
             .map_err(send_error)
+    }
+
+    /// Queues as many datums as go without waiting, in order; returns how
+    /// many (at least one), or raises `Offline`, `Full` or `Closed`.
+    fn try_send_many(&self, datums: &Bound<'_, PyList>) -> PyResult<usize> {
+        let frames = self.framing.encode_all(datums)?;
+        self.producer.try_send_many(&frames).map_err(send_error)
     }
 
     fn subscribed<'py>(&self, py: Python<'py>, minimum: usize) -> PyResult<Bound<'py, PyAny>> {

@@ -13,7 +13,13 @@
 //! cannot decode and local cancellation end it; anything else retries under
 //! the backoff.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
+
+use futures::FutureExt;
 
 use iroh::{EndpointAddr, EndpointId};
 use tokio::task::JoinHandle;
@@ -36,6 +42,8 @@ use crate::{
 
 /// Bound on the producer's answer to our handshake (mosaik has none).
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames a receiver queues at once when more have already arrived.
+const MAX_BATCH: usize = 256;
 /// How often the worker re-checks the catalog besides discovery events.
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
@@ -369,6 +377,7 @@ async fn session(
         Err(ending) => return ending,
     };
     guard.connected();
+    let mut batch = VecDeque::with_capacity(MAX_BATCH);
     let ending = loop {
         let frame = tokio::select! {
             biased;
@@ -378,17 +387,40 @@ async fn session(
                 Err(e) => break classify(&e),
             },
         };
-        shared.stats.record(frame.len());
-        channel.stats().record(frame.len());
-        backoff.reset();
-        let delivery = Delivery {
+        // Take every frame that has already arrived with it, and queue them
+        // under one lock: one reader wake per batch, not per datum.
+        let mut ended = None;
+        let mut bytes = frame.len();
+        batch.push_back(Delivery {
             channel: channel.key(),
             payload: frame,
-        };
+        });
+        while batch.len() < MAX_BATCH {
+            match link.recv_raw().now_or_never() {
+                Some(Ok(frame)) => {
+                    bytes += frame.len();
+                    batch.push_back(Delivery {
+                        channel: channel.key(),
+                        payload: frame.freeze(),
+                    });
+                }
+                Some(Err(e)) => {
+                    ended = Some(classify(&e));
+                    break;
+                }
+                None => break,
+            }
+        }
+        shared.stats.record_many(batch.len(), bytes);
+        channel.stats().record_many(batch.len(), bytes);
+        backoff.reset();
         tokio::select! {
             biased;
             _ = stop.cancelled() => break Ending::Terminal,
-            pushed = shared.queue.push(delivery) => if pushed.is_err() { break Ending::Terminal },
+            pushed = shared.queue.push_many(&mut batch) => if pushed.is_err() { break Ending::Terminal },
+        }
+        if let Some(ending) = ended {
+            break ending;
         }
     };
     if stop.is_cancelled() {

@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod consumer;
 pub mod datum;
 pub mod handshake;
+pub mod outbox;
 pub mod producer;
 pub mod queue;
 pub mod ready;

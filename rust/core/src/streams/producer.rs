@@ -1,27 +1,32 @@
-//! Producer: one sink per stream id, a fan-out worker, a sender per consumer.
+//! Producer: one sink per stream id, an outbox and a sender per consumer.
 //!
 //! `send` waits until the producer is online (at least one consumer has
-//! received `StartStream`) and for room in the bounded `buffer_size`
-//! channel. The fan-out worker hands each datum's bytes, encoded once, to
-//! every consumer's own bounded queue; when one is full the `Lagging` policy
-//! decides: disconnect it with 10413 (mosaik's default), drop the datum for
-//! it, or block until it has room. A new subscription is checked as mosaik
-//! does: capacity (10509), then `require` on the consumer's entry (10403).
-//! Each sender writes every frame it has queued and flushes once. Closing
-//! the producer ends every subscription with 204 `GracefulShutdown`.
+//! received `StartStream`), then puts the datums' bytes, encoded once, into
+//! every consumer's bounded [`Outbox`] itself, a batch at a time: there is
+//! no fan-out task between the caller and the senders. When an outbox is
+//! full the `Lagging` policy decides: disconnect that consumer with 10413
+//! (mosaik's default), drop the datum for it, or wait until it has room
+//! (`try_send` then says `Full`). Senders never overtake each other: the
+//! datums of one `send` are queued before the next `send`'s. A new
+//! subscription is checked as mosaik does: capacity (10509), then `require`
+//! on the consumer's entry (10403). Each sender writes every frame it has
+//! queued and flushes once. Closing the producer ends every subscription
+//! with 204 `GracefulShutdown`, after what `send` accepted went out.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bytes::Bytes;
-use tokio::sync::{
-    mpsc::{self, error::TrySendError},
-    oneshot,
-};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::{
     handshake::StartStream,
+    outbox::Outbox,
     require::Require,
     status::{Channel, Channels, Stats},
 };
@@ -87,6 +92,37 @@ pub(crate) struct Shared {
     channels: Channels,
     stats: Stats,
     pub(crate) cancel: CancellationToken,
+    outlets: Mutex<Outlets>,
+    /// Held while a `send` queues its datums: one send's datums are never
+    /// interleaved with another's, even when it has to wait for room.
+    order: tokio::sync::Mutex<()>,
+}
+
+/// The live subscriptions' outboxes.
+struct Outlets {
+    list: Vec<Outlet>,
+    /// Set (under the lock) when the producer closes: nothing more is queued.
+    closed: bool,
+}
+
+struct Outlet {
+    outbox: Arc<Outbox>,
+    stop: Option<oneshot::Sender<CloseReason>>,
+}
+
+impl Outlet {
+    fn stop(&mut self, reason: CloseReason) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(reason);
+        }
+    }
+}
+
+/// How far a `send` got: datums queued for every consumer (`Sent`), or it
+/// must wait for room in the outbox of a consumer with `Lagging::Block`.
+enum Queued {
+    Sent(usize),
+    Wait(usize, Arc<Outbox>),
 }
 
 /// A subscription handed over by the acceptor, with the consumer's entry.
@@ -95,13 +131,11 @@ pub(crate) type Subscribe = (Link<StreamsProtocol>, SignedPeerEntry);
 #[derive(Clone)]
 pub struct Producer {
     shared: Arc<Shared>,
-    datums: mpsc::Sender<Bytes>,
 }
 
 impl Producer {
-    /// Starts the fan-out worker; returns the handle and the acceptor's inlet.
+    /// Starts the admission worker; returns the handle and the acceptor's inlet.
     pub(crate) fn spawn(config: ProducerConfig, network: Digest) -> (Self, mpsc::Sender<Subscribe>) {
-        let (datums_tx, datums_rx) = mpsc::channel(config.buffer_size.max(1));
         let (subscribe_tx, subscribe_rx) = mpsc::channel(64);
         let shared = Arc::new(Shared {
             config,
@@ -109,15 +143,14 @@ impl Producer {
             channels: Channels::default(),
             stats: Stats::default(),
             cancel: CancellationToken::new(),
+            outlets: Mutex::new(Outlets {
+                list: Vec::new(),
+                closed: false,
+            }),
+            order: tokio::sync::Mutex::new(()),
         });
-        tokio::spawn(fan_out(shared.clone(), datums_rx, subscribe_rx));
-        (
-            Self {
-                shared,
-                datums: datums_tx,
-            },
-            subscribe_tx,
-        )
+        tokio::spawn(admit(shared.clone(), subscribe_rx));
+        (Self { shared }, subscribe_tx)
     }
 
     pub fn stream_id(&self) -> Digest {
@@ -153,24 +186,104 @@ impl Producer {
 
     /// Sends a datum, waiting while offline or full.
     pub async fn send(&self, datum: Bytes) -> Result<(), SendError> {
+        self.send_many(vec![datum]).await.map_err(|(error, _)| error)
+    }
+
+    /// Sends datums in order, waiting while offline or full. An error says
+    /// how many went out before it and hands back the first that did not.
+    pub async fn send_many(&self, datums: Vec<Bytes>) -> Result<(), (SendError, usize)> {
+        let closed = |datums: &[Bytes], sent: usize| {
+            let datum = datums.get(sent).cloned().unwrap_or_default();
+            (SendError::Closed(datum), sent)
+        };
         tokio::select! {
-            _ = self.shared.cancel.cancelled() => return Err(SendError::Closed(datum)),
+            _ = self.shared.cancel.cancelled() => return Err(closed(&datums, 0)),
             _ = self.subscribed(1) => {}
         }
-        self.datums.send(datum).await.map_err(|e| SendError::Closed(e.0))
+        let _order = tokio::select! {
+            _ = self.shared.cancel.cancelled() => return Err(closed(&datums, 0)),
+            order = self.shared.order.lock() => order,
+        };
+        let mut sent = 0;
+        while sent < datums.len() {
+            match self.queue(&datums[sent..]) {
+                None => return Err(closed(&datums, sent)),
+                Some(Queued::Sent(n)) => sent += n,
+                Some(Queued::Wait(n, full)) => {
+                    sent += n;
+                    tokio::select! {
+                        _ = self.shared.cancel.cancelled() => return Err(closed(&datums, sent)),
+                        _ = full.wait_room() => {}
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends without waiting: `Offline`, `Full` or `Closed` hand the datum back.
     pub fn try_send(&self, datum: Bytes) -> Result<(), SendError> {
+        self.try_send_many(std::slice::from_ref(&datum)).map(|_| ())
+    }
+
+    /// Queues as many of `datums` as go without waiting, in order, and says
+    /// how many (at least one); `Offline`, `Full` or `Closed` (with the
+    /// first datum) when none can go.
+    pub fn try_send_many(&self, datums: &[Bytes]) -> Result<usize, SendError> {
+        let first = || datums.first().cloned().unwrap_or_default();
         if self.is_closed() {
-            return Err(SendError::Closed(datum));
+            return Err(SendError::Closed(first()));
         }
         if !self.is_online() {
-            return Err(SendError::Offline(datum));
+            return Err(SendError::Offline(first()));
         }
-        self.datums.try_send(datum).map_err(|e| match e {
-            TrySendError::Full(d) => SendError::Full(d),
-            TrySendError::Closed(d) => SendError::Closed(d),
+        // A send that waits for room holds the order: queue nothing past it.
+        let Ok(_order) = self.shared.order.try_lock() else {
+            return Err(SendError::Full(first()));
+        };
+        match self.queue(datums) {
+            None => Err(SendError::Closed(first())),
+            Some(Queued::Sent(n) | Queued::Wait(n, _)) if n > 0 => Ok(n),
+            Some(_) => Err(SendError::Full(first())),
+        }
+    }
+
+    /// Puts the longest prefix of `datums` that every `Block` consumer has
+    /// room for into every outbox, applying the lagging policy to the
+    /// others; `None` once the producer is closed. The caller holds `order`.
+    fn queue(&self, datums: &[Bytes]) -> Option<Queued> {
+        let lagging = self.shared.config.lagging;
+        let mut outlets = self.shared.outlets.lock().expect("outlets");
+        if outlets.closed {
+            return None;
+        }
+        outlets.list.retain(|o| !o.outbox.is_closed());
+        let mut take = datums.len();
+        let mut full = None;
+        if lagging == Lagging::Block {
+            for outlet in &outlets.list {
+                let room = outlet.outbox.room();
+                if room < take {
+                    take = room;
+                    full = Some(outlet.outbox.clone());
+                }
+            }
+        }
+        let batch = &datums[..take];
+        for outlet in outlets.list.iter_mut() {
+            if outlet.outbox.push_many(batch) < take {
+                match lagging {
+                    Lagging::Disconnect => outlet.stop(CloseReason::TooSlow),
+                    Lagging::Drop | Lagging::Block => {}
+                }
+            }
+        }
+        drop(outlets);
+        let bytes = batch.iter().map(Bytes::len).sum();
+        self.shared.stats.record_many(take, bytes);
+        Some(match full {
+            Some(outbox) if take < datums.len() => Queued::Wait(take, outbox),
+            _ => Queued::Sent(take),
         })
     }
 
@@ -180,82 +293,38 @@ impl Producer {
     }
 }
 
-struct Subscription {
-    queue: mpsc::Sender<Bytes>,
-    stop: Option<oneshot::Sender<CloseReason>>,
-}
-
-impl Subscription {
-    fn stop(&mut self, reason: CloseReason) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(reason);
-        }
-    }
-}
-
-async fn fan_out(
-    shared: Arc<Shared>,
-    mut datums: mpsc::Receiver<Bytes>,
-    mut subscribe: mpsc::Receiver<Subscribe>,
-) {
-    let mut subscriptions: Vec<Subscription> = Vec::new();
+/// Admits subscriptions handed over by the acceptor; on close, stops them
+/// all gracefully.
+async fn admit(shared: Arc<Shared>, mut subscribe: mpsc::Receiver<Subscribe>) {
     loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => break,
             Some((link, consumer)) = subscribe.recv() => {
-                subscriptions.retain(|s| !s.queue.is_closed());
-                if subscriptions.len() >= shared.config.max_consumers {
-                    link.close(CloseReason::NoCapacity, CLOSE_GRACE).await;
-                    continue;
-                }
-                let (queue, queued) = mpsc::channel(shared.config.buffer_size.max(1));
-                let (stop, stopped) = oneshot::channel();
-                tokio::spawn(run_sender(shared.clone(), link, consumer, queued, stopped));
-                subscriptions.push(Subscription { queue, stop: Some(stop) });
-            }
-            Some(datum) = datums.recv() => {
-                deliver(&shared, &mut subscriptions, datum, &shared.cancel).await;
-            }
-        }
-    }
-    // Closing is graceful: what `send` accepted still goes out, within a bound.
-    datums.close();
-    let never = CancellationToken::new();
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while let Some(datum) = datums.recv().await {
-            deliver(&shared, &mut subscriptions, datum, &never).await;
-        }
-    })
-    .await;
-    for subscription in &mut subscriptions {
-        subscription.stop(CloseReason::GracefulShutdown);
-    }
-}
-
-/// Hands one datum to every subscription, applying the lagging policy to
-/// full ones; `Block` waits until `stop_waiting` is cancelled at most.
-async fn deliver(
-    shared: &Shared,
-    subscriptions: &mut Vec<Subscription>,
-    datum: Bytes,
-    stop_waiting: &CancellationToken,
-) {
-    shared.stats.record(datum.len());
-    subscriptions.retain(|s| !s.queue.is_closed());
-    for subscription in subscriptions.iter_mut() {
-        match subscription.queue.try_send(datum.clone()) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(datum)) => match shared.config.lagging {
-                Lagging::Disconnect => subscription.stop(CloseReason::TooSlow),
-                Lagging::Drop => {}
-                Lagging::Block => {
-                    tokio::select! {
-                        _ = stop_waiting.cancelled() => {}
-                        _ = subscription.queue.send(datum) => {}
+                let admitted = {
+                    let mut outlets = shared.outlets.lock().expect("outlets");
+                    outlets.list.retain(|o| !o.outbox.is_closed());
+                    (outlets.list.len() < shared.config.max_consumers).then(|| {
+                        let outbox = Arc::new(Outbox::new(shared.config.buffer_size));
+                        let (stop, stopped) = oneshot::channel();
+                        outlets.list.push(Outlet { outbox: outbox.clone(), stop: Some(stop) });
+                        (outbox, stopped)
+                    })
+                };
+                match admitted {
+                    Some((outbox, stopped)) => {
+                        tokio::spawn(run_sender(shared.clone(), link, consumer, outbox, stopped));
                     }
+                    None => link.close(CloseReason::NoCapacity, CLOSE_GRACE).await,
                 }
-            },
+            }
         }
+    }
+    // Closing is graceful: each sender still writes what its outbox holds
+    // (what `send` accepted), within a bound, then ends with 204.
+    let mut outlets = shared.outlets.lock().expect("outlets");
+    outlets.closed = true;
+    for outlet in outlets.list.iter_mut() {
+        outlet.stop(CloseReason::GracefulShutdown);
     }
 }
 
@@ -263,9 +332,11 @@ async fn run_sender(
     shared: Arc<Shared>,
     mut link: Link<StreamsProtocol>,
     consumer: SignedPeerEntry,
-    mut queued: mpsc::Receiver<Bytes>,
+    outbox: Arc<Outbox>,
     mut stop: oneshot::Receiver<CloseReason>,
 ) {
+    // However this ends, the outbox closes: `send` stops queueing for it.
+    let _closing = CloseOnDrop(outbox.clone());
     let peer = consumer.entry().id();
     let guard = shared
         .channels
@@ -289,23 +360,24 @@ async fn run_sender(
     guard.connected();
     let channel = guard.channel().clone();
     let connection = link.connection().clone();
+    let mut frames = VecDeque::with_capacity(MAX_COALESCED);
     let reason = loop {
-        let first = tokio::select! {
+        let more = tokio::select! {
             biased;
             reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
             _ = connection.closed() => break None,
-            first = queued.recv() => first,
+            more = outbox.pop_many(MAX_COALESCED, &mut frames) => more,
         };
-        let Some(first) = first else {
+        if !more {
             break Some(CloseReason::GracefulShutdown);
-        };
+        }
         // A consumer that stopped reading blocks this write on QUIC flow
         // control; the stop (10413, 204) must still get through.
         tokio::select! {
             biased;
             reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
             _ = connection.closed() => break None,
-            written = write_batch(&mut link, &channel, first, &mut queued) => if written.is_err() { break None },
+            written = write_frames(&mut link, &channel, &mut frames) => if written.is_err() { break None },
         }
     };
     drop(guard);
@@ -314,8 +386,8 @@ async fn run_sender(
             // Frames already queued for this consumer still go out, within a
             // bound; then the stream ends and 204 follows once they arrived.
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
-                while let Ok(first) = queued.try_recv() {
-                    write_batch(&mut link, &channel, first, &mut queued).await?;
+                while !frames.is_empty() || outbox.try_pop_many(MAX_COALESCED, &mut frames) {
+                    write_frames(&mut link, &channel, &mut frames).await?;
                 }
                 Ok::<_, crate::network::LinkError>(())
             })
@@ -332,23 +404,27 @@ async fn run_sender(
     }
 }
 
-/// Writes `first` and everything already queued behind it, then flushes once.
-async fn write_batch(
+struct CloseOnDrop(Arc<Outbox>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Writes `frames`, then flushes once. Cancel-safe: a frame leaves `frames`
+/// only once the link took it, so a graceful stop that interrupts a write
+/// (to get through a blocked one) still sends the rest.
+async fn write_frames(
     link: &mut Link<StreamsProtocol>,
     channel: &Channel,
-    first: Bytes,
-    queued: &mut mpsc::Receiver<Bytes>,
+    frames: &mut VecDeque<Bytes>,
 ) -> Result<(), crate::network::LinkError> {
-    channel.stats().record(first.len());
-    link.feed_raw(first).await?;
-    for _ in 1..MAX_COALESCED {
-        match queued.try_recv() {
-            Ok(next) => {
-                channel.stats().record(next.len());
-                link.feed_raw(next).await?
-            }
-            Err(_) => break,
-        }
+    while let Some(frame) = frames.front() {
+        let len = frame.len();
+        link.feed_raw(frame.clone()).await?;
+        frames.pop_front();
+        channel.stats().record(len);
     }
     link.flush().await
 }

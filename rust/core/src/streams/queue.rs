@@ -85,7 +85,13 @@ impl DeliveryQueue {
 
     /// Queues a datum, applying the overflow policy when full.
     pub async fn push(&self, delivery: Delivery) -> Result<(), QueueClosed> {
-        let mut delivery = Some(delivery);
+        self.push_many(&mut VecDeque::from([delivery])).await
+    }
+
+    /// Queues `deliveries` in order (emptying it) under one lock at a time,
+    /// applying the overflow policy when full: `Block` waits for room for
+    /// the rest, the drop policies never wait.
+    pub async fn push_many(&self, deliveries: &mut VecDeque<Delivery>) -> Result<(), QueueClosed> {
         loop {
             let mut writable = pin!(self.writable.notified());
             writable.as_mut().enable();
@@ -94,27 +100,44 @@ impl DeliveryQueue {
                 if state.closed {
                     return Err(QueueClosed);
                 }
-                if state.items.len() >= self.capacity {
-                    match self.overflow {
-                        Overflow::Block => {}
-                        Overflow::DropNewest => {
-                            self.dropped.fetch_add(1, Ordering::Relaxed);
-                            return Ok(());
-                        }
-                        Overflow::DropOldest => {
-                            state.items.pop_front();
-                            self.dropped.fetch_add(1, Ordering::Relaxed);
-                        }
+                let was_empty = state.items.is_empty();
+                let room = self.capacity - state.items.len();
+                let dropped = match self.overflow {
+                    Overflow::Block => {
+                        let fit = room.min(deliveries.len());
+                        state.items.extend(deliveries.drain(..fit));
+                        0
                     }
+                    Overflow::DropNewest => {
+                        let fit = room.min(deliveries.len());
+                        state.items.extend(deliveries.drain(..fit));
+                        let dropped = deliveries.len();
+                        deliveries.clear();
+                        dropped
+                    }
+                    Overflow::DropOldest => {
+                        // Keep the newest `capacity`: first what was queued
+                        // longest, then the oldest of the new ones, go.
+                        let excess = deliveries.len().saturating_sub(room);
+                        let from_queue = excess.min(state.items.len());
+                        state.items.drain(..from_queue);
+                        deliveries.drain(..excess - from_queue);
+                        state.items.extend(deliveries.drain(..));
+                        excess
+                    }
+                };
+                let pushed = !state.items.is_empty();
+                drop(state);
+                if dropped > 0 {
+                    self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
                 }
-                if state.items.len() < self.capacity {
-                    let was_empty = state.items.is_empty();
-                    state.items.push_back(delivery.take().expect("pushed once"));
-                    drop(state);
-                    if was_empty {
-                        self.readable.notify_waiters();
-                    }
+                if was_empty && pushed {
+                    self.readable.notify_waiters();
+                }
+                if pushed {
                     self.fire_ready();
+                }
+                if deliveries.is_empty() {
                     return Ok(());
                 }
             }
@@ -218,6 +241,35 @@ mod tests {
 
     fn payloads(batch: Vec<Delivery>) -> Vec<u8> {
         batch.into_iter().map(|d| d.payload[0]).collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_the_queue_follows_each_policy() {
+        let batch = || (0..5).map(datum).collect::<VecDeque<_>>();
+        let newest = DeliveryQueue::new(3, Overflow::DropOldest);
+        newest.push(datum(9)).await.unwrap();
+        newest.push_many(&mut batch()).await.unwrap();
+        assert_eq!(payloads(newest.pop_many(10).await), vec![2, 3, 4]);
+        assert_eq!(newest.dropped(), 3);
+
+        let oldest = DeliveryQueue::new(3, Overflow::DropNewest);
+        oldest.push(datum(9)).await.unwrap();
+        oldest.push_many(&mut batch()).await.unwrap();
+        assert_eq!(payloads(oldest.pop_many(10).await), vec![9, 0, 1]);
+        assert_eq!(oldest.dropped(), 3);
+
+        let blocking = Arc::new(DeliveryQueue::new(3, Overflow::Block));
+        let pusher = tokio::spawn({
+            let blocking = blocking.clone();
+            async move { blocking.push_many(&mut batch()).await }
+        });
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            got.extend(payloads(blocking.pop_many(2).await));
+        }
+        pusher.await.unwrap().unwrap();
+        assert_eq!(got, vec![0, 1, 2, 3, 4], "all of it, in order, none dropped");
+        assert_eq!(blocking.dropped(), 0);
     }
 
     #[tokio::test]

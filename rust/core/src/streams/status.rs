@@ -28,7 +28,12 @@ pub struct Stats {
 
 impl Stats {
     pub fn record(&self, bytes: usize) {
-        self.datums.fetch_add(1, Ordering::Relaxed);
+        self.record_many(1, bytes);
+    }
+
+    /// `datums` datums of `bytes` bytes in all.
+    pub fn record_many(&self, datums: usize, bytes: usize) {
+        self.datums.fetch_add(datums as u64, Ordering::Relaxed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
