@@ -125,7 +125,7 @@ async fn send_snapshot(from: &Node, target: &Node, payload: Bytes) -> Result<Byt
     link.send_raw(payload).await?;
     let reply = link.recv_raw().await?;
     link.close(CloseReason::Success, Duration::from_millis(200)).await;
-    Ok(reply.freeze())
+    Ok(reply)
 }
 
 fn entry_for(key: &SecretKey, network: &str, version: (i64, i64)) -> PeerEntry {

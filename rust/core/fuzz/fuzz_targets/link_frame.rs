@@ -1,17 +1,20 @@
 //! The link framing every protocol shares: a 4-byte big-endian length, then
-//! the payload, limited by the protocol's `MAX_FRAME` (`link::codec`).
+//! the payload, limited by the protocol's `MAX_FRAME` (`link::codec`, which
+//! links write with; they read with `frames::FrameBuffer`).
 //!
 //! The first input byte picks the protocol's limit and how the rest arrives
 //! (one read, or chunks of 1 to 64 bytes, as QUIC may deliver it). Checked:
 //! no panic; no frame over the limit; the frames re-encode to exactly the
-//! bytes consumed; a decode error means a length over the limit; and the
-//! chunking does not change the frames.
+//! bytes consumed; a decode error means a length over the limit; the
+//! chunking does not change the frames; and the link's own reader cuts
+//! exactly the frames the codec does, refusing the same lengths.
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use mosaik_core::network::{
     Protocol,
+    frames::FrameBuffer,
     link::codec,
     protocol::{CatalogSync, Ping, Streams},
 };
@@ -45,6 +48,24 @@ fn read_frames(stream: &[u8], max_frame: usize, chunk: usize) -> (Vec<BytesMut>,
             !buffer.is_empty(),
             "an error at the end of the stream with nothing left"
         ),
+    }
+    (frames, false)
+}
+
+/// The frames the link's reader cuts from `stream` delivered `chunk` bytes
+/// at a time, and whether it refused a length.
+fn link_frames(stream: &[u8], max_frame: usize, chunk: usize) -> (Vec<Bytes>, bool) {
+    let mut buffer = FrameBuffer::new(max_frame);
+    let mut frames = Vec::new();
+    for piece in stream.chunks(chunk.max(1)) {
+        buffer.push(Bytes::copy_from_slice(piece));
+        loop {
+            match buffer.next_frame() {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                Err(_) => return (frames, true),
+            }
+        }
     }
     (frames, false)
 }
@@ -93,4 +114,13 @@ fuzz_target!(|data: &[u8]| {
     let (whole, whole_refused) = read_frames(stream, max_frame, stream.len());
     assert_eq!(whole, frames, "chunking changed the frames");
     assert_eq!(whole_refused, refused);
+
+    let (cut, cut_refused) = link_frames(stream, max_frame, chunk);
+    assert_eq!(cut_refused, refused, "the link refuses what the codec refuses");
+    // The codec also yields a last frame at the end of the stream only if
+    // it is whole, which the link's reader returned already.
+    assert_eq!(cut.len(), frames.len(), "the link cut other frames than the codec");
+    for (a, b) in cut.iter().zip(&frames) {
+        assert_eq!(&a[..], &b[..], "the link cut other frames than the codec");
+    }
 });

@@ -7,19 +7,20 @@
 //! [`CloseReason`]: a frame that fails to decode ends it with 400, a dropped
 //! or cancelled link with 102, a stream that ends early with 103.
 
-use std::{fmt, marker::PhantomData, time::Duration};
+use std::{collections::VecDeque, fmt, marker::PhantomData, time::Duration};
 
-use bytes::{Bytes, BytesMut};
-use futures::{SinkExt, StreamExt};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::SinkExt;
 use iroh::{
     Endpoint, EndpointAddr, EndpointId,
     endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt},
 };
 use serde::{Serialize, de::DeserializeOwned};
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
 
 use super::{
     close::{CloseReason, RemoteClose},
+    frames::{FrameBuffer, FrameTooLarge},
     protocol::Protocol,
 };
 use crate::primitives::encoding::{self, EncodingError};
@@ -64,15 +65,25 @@ impl LinkError {
 /// close reason before calling it an unexpected end (103).
 const CLOSE_AFTER_END: Duration = Duration::from_secs(1);
 
+/// The most a single read takes off the QUIC stream; QUIC hands out about a
+/// packet per chunk anyway.
+const READ_CHUNK: usize = 64 * 1024;
+
 pub struct Link<P: Protocol> {
     connection: Connection,
     writer: FramedWrite<SendStream, LengthDelimitedCodec>,
-    reader: FramedRead<RecvStream, LengthDelimitedCodec>,
+    /// Frames queued by `queue_frames`, as QUIC chunks (each length prefix,
+    /// then its payload), not yet taken by the stream.
+    queued: VecDeque<Bytes>,
+    reader: RecvStream,
+    /// What `reader` delivered and is not yet a returned frame.
+    frames: FrameBuffer,
     _protocol: PhantomData<P>,
 }
 
-/// The link's framing with a `max_frame` payload limit. Public only so the
-/// fuzz targets in `rust/core/fuzz` cut frames exactly as a link does.
+/// The link's framing with a `max_frame` payload limit, as it writes frames
+/// (reading is `frames::FrameBuffer`, which the fuzz targets check against
+/// this codec).
 #[doc(hidden)]
 pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
@@ -117,7 +128,9 @@ impl<P: Protocol> Link<P> {
     fn from_parts(connection: Connection, send: SendStream, recv: RecvStream) -> Self {
         Self {
             writer: FramedWrite::new(send, codec(P::MAX_FRAME)),
-            reader: FramedRead::new(recv, codec(P::MAX_FRAME)),
+            queued: VecDeque::new(),
+            reader: recv,
+            frames: FrameBuffer::new(P::MAX_FRAME),
             connection,
             _protocol: PhantomData,
         }
@@ -125,13 +138,9 @@ impl<P: Protocol> Link<P> {
 
     /// The peer's id, as authenticated by the TLS handshake.
     /// Caps the frames this link accepts from now on (at most the
-    /// protocol's limit). The framing reserves a frame's claimed length as
-    /// soon as it reads the prefix, so a small message is read under a small
-    /// cap: a 4-byte lie then costs nothing.
+    /// protocol's limit), so a small message is read under a small cap.
     pub fn limit_frames(&mut self, max: usize) {
-        self.reader
-            .decoder_mut()
-            .set_max_frame_length(max.min(P::MAX_FRAME));
+        self.frames.set_max_frame(max.min(P::MAX_FRAME));
     }
 
     pub fn remote_id(&self) -> EndpointId {
@@ -166,6 +175,49 @@ impl<P: Protocol> Link<P> {
         self.writer.flush().await.map_err(|e| self.io_error(e))
     }
 
+    /// Queues frames to go out by `write_queued` without copying them: the
+    /// stream takes each payload as it is, beside its length prefix (all the
+    /// batch's prefixes share one small buffer). Frames over the protocol's
+    /// limit are refused whole, before anything is queued.
+    pub fn queue_frames(&mut self, frames: &mut VecDeque<Bytes>) -> Result<(), LinkError> {
+        if let Some(big) = frames.iter().find(|f| f.len() > P::MAX_FRAME) {
+            return Err(LinkError::FrameTooLarge(big.len()));
+        }
+        let mut prefixes = BytesMut::with_capacity(frames.len() * 4);
+        for frame in frames.iter() {
+            prefixes.put_u32(frame.len() as u32);
+        }
+        let mut prefixes = prefixes.freeze();
+        for frame in frames.drain(..) {
+            self.queued.push_back(prefixes.split_to(4));
+            self.queued.push_back(frame);
+        }
+        Ok(())
+    }
+
+    /// True while frames from `queue_frames` have not all been written.
+    pub fn has_queued(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    /// Writes what `queue_frames` queued. Cancel-safe: what the stream did
+    /// not take stays queued, partly written chunks included.
+    pub async fn write_queued(&mut self) -> Result<(), LinkError> {
+        // Frames sent with `send`/`send_raw` were flushed, so nothing of the
+        // framed writer's can be overtaken.
+        debug_assert!(self.writer.write_buffer().is_empty());
+        while !self.queued.is_empty() {
+            let chunks = self.queued.make_contiguous();
+            match self.writer.get_mut().write_chunks(chunks).await {
+                Ok(written) => {
+                    self.queued.drain(..written.chunks);
+                }
+                Err(e) => return Err(self.io_error(e.into())),
+            }
+        }
+        Ok(())
+    }
+
     /// Receives one frame and decodes it. A frame that fails to decode
     /// closes the link with `ProtocolViolation` (400).
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, LinkError> {
@@ -178,21 +230,34 @@ impl<P: Protocol> Link<P> {
 
     /// Receives one frame's payload. A stream that ends before the link is
     /// closed closes it with `UnexpectedClose` (103); an oversized frame
-    /// with `ProtocolViolation` (400).
-    pub async fn recv_raw(&mut self) -> Result<BytesMut, LinkError> {
-        match self.reader.next().await {
-            Some(Ok(frame)) => Ok(frame),
-            Some(Err(e)) => Err(self.io_error(e)),
-            None => {
-                // A peer closing gracefully ends its stream first and closes
-                // the connection, with its reason, right after.
-                if let Ok(reason) = tokio::time::timeout(CLOSE_AFTER_END, self.connection.closed()).await {
-                    return Err(Self::lost(&self.connection, reason));
+    /// with `ProtocolViolation` (400). Cancel-safe.
+    pub async fn recv_raw(&mut self) -> Result<Bytes, LinkError> {
+        loop {
+            match self.frames.next_frame() {
+                Ok(Some(frame)) => return Ok(frame),
+                Ok(None) => {}
+                Err(FrameTooLarge(_)) => {
+                    self.close_now(CloseReason::ProtocolViolation);
+                    return Err(LinkError::FrameTooLarge(P::MAX_FRAME));
                 }
-                self.close_now(CloseReason::UnexpectedClose);
-                Err(LinkError::UnexpectedEnd)
+            }
+            match self.reader.read_chunk(READ_CHUNK).await {
+                Ok(Some(chunk)) => self.frames.push(chunk.bytes),
+                // The stream ended (a partial frame left over is dropped).
+                Ok(None) => return Err(self.ended().await),
+                Err(e) => return Err(self.io_error(e.into())),
             }
         }
+    }
+
+    /// The peer ended its stream: a peer closing gracefully does that first
+    /// and closes the connection, with its reason, right after.
+    async fn ended(&self) -> LinkError {
+        if let Ok(reason) = tokio::time::timeout(CLOSE_AFTER_END, self.connection.closed()).await {
+            return Self::lost(&self.connection, reason);
+        }
+        self.close_now(CloseReason::UnexpectedClose);
+        LinkError::UnexpectedEnd
     }
 
     /// Closes the link with `reason` and waits, at most `grace`, for the
@@ -228,11 +293,6 @@ impl<P: Protocol> Link<P> {
     fn io_error(&self, error: std::io::Error) -> LinkError {
         if let Some(reason) = self.connection.close_reason() {
             return Self::lost(&self.connection, reason);
-        }
-        if error.kind() == std::io::ErrorKind::InvalidData {
-            // LengthDelimitedCodec reports an oversized length prefix this way.
-            self.close_now(CloseReason::ProtocolViolation);
-            return LinkError::FrameTooLarge(P::MAX_FRAME);
         }
         LinkError::Io(error)
     }

@@ -3,6 +3,7 @@
 pub mod address;
 pub mod close;
 pub mod config;
+pub mod frames;
 pub mod link;
 pub mod node;
 pub mod protocol;

@@ -383,7 +383,7 @@ async fn session(
             biased;
             _ = stop.cancelled() => break Ending::Terminal,
             frame = link.recv_raw() => match frame {
-                Ok(frame) => frame.freeze(),
+                Ok(frame) => frame,
                 Err(e) => break classify(&e),
             },
         };
@@ -401,7 +401,7 @@ async fn session(
                     bytes += frame.len();
                     batch.push_back(Delivery {
                         channel: channel.key(),
-                        payload: frame.freeze(),
+                        payload: frame,
                     });
                 }
                 Some(Err(e)) => {
