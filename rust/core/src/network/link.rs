@@ -7,9 +7,9 @@
 //! [`CloseReason`]: a frame that fails to decode ends it with 400, a dropped
 //! or cancelled link with 102, a stream that ends early with 103.
 
-use std::{collections::VecDeque, fmt, marker::PhantomData, time::Duration};
+use std::{fmt, marker::PhantomData, time::Duration};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures::SinkExt;
 use iroh::{
     Endpoint, EndpointAddr, EndpointId,
@@ -72,9 +72,6 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct Link<P: Protocol> {
     connection: Connection,
     writer: FramedWrite<SendStream, LengthDelimitedCodec>,
-    /// Frames queued by `queue_frames`, as QUIC chunks (each length prefix,
-    /// then its payload), not yet taken by the stream.
-    queued: VecDeque<Bytes>,
     reader: RecvStream,
     /// What `reader` delivered and is not yet a returned frame.
     frames: FrameBuffer,
@@ -128,7 +125,6 @@ impl<P: Protocol> Link<P> {
     fn from_parts(connection: Connection, send: SendStream, recv: RecvStream) -> Self {
         Self {
             writer: FramedWrite::new(send, codec(P::MAX_FRAME)),
-            queued: VecDeque::new(),
             reader: recv,
             frames: FrameBuffer::new(P::MAX_FRAME),
             connection,
@@ -173,49 +169,6 @@ impl<P: Protocol> Link<P> {
 
     pub async fn flush(&mut self) -> Result<(), LinkError> {
         self.writer.flush().await.map_err(|e| self.io_error(e))
-    }
-
-    /// Queues frames to go out by `write_queued` without copying them: the
-    /// stream takes each payload as it is, beside its length prefix (all the
-    /// batch's prefixes share one small buffer). Frames over the protocol's
-    /// limit are refused whole, before anything is queued.
-    pub fn queue_frames(&mut self, frames: &mut VecDeque<Bytes>) -> Result<(), LinkError> {
-        if let Some(big) = frames.iter().find(|f| f.len() > P::MAX_FRAME) {
-            return Err(LinkError::FrameTooLarge(big.len()));
-        }
-        let mut prefixes = BytesMut::with_capacity(frames.len() * 4);
-        for frame in frames.iter() {
-            prefixes.put_u32(frame.len() as u32);
-        }
-        let mut prefixes = prefixes.freeze();
-        for frame in frames.drain(..) {
-            self.queued.push_back(prefixes.split_to(4));
-            self.queued.push_back(frame);
-        }
-        Ok(())
-    }
-
-    /// True while frames from `queue_frames` have not all been written.
-    pub fn has_queued(&self) -> bool {
-        !self.queued.is_empty()
-    }
-
-    /// Writes what `queue_frames` queued. Cancel-safe: what the stream did
-    /// not take stays queued, partly written chunks included.
-    pub async fn write_queued(&mut self) -> Result<(), LinkError> {
-        // Frames sent with `send`/`send_raw` were flushed, so nothing of the
-        // framed writer's can be overtaken.
-        debug_assert!(self.writer.write_buffer().is_empty());
-        while !self.queued.is_empty() {
-            let chunks = self.queued.make_contiguous();
-            match self.writer.get_mut().write_chunks(chunks).await {
-                Ok(written) => {
-                    self.queued.drain(..written.chunks);
-                }
-                Err(e) => return Err(self.io_error(e.into())),
-            }
-        }
-        Ok(())
     }
 
     /// Receives one frame and decodes it. A frame that fails to decode

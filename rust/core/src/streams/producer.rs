@@ -386,7 +386,7 @@ async fn run_sender(
             // Frames already queued for this consumer still go out, within a
             // bound; then the stream ends and 204 follows once they arrived.
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
-                while link.has_queued() || outbox.try_pop_many(MAX_COALESCED, &mut frames) {
+                while !frames.is_empty() || outbox.try_pop_many(MAX_COALESCED, &mut frames) {
                     write_frames(&mut link, &channel, &mut frames).await?;
                 }
                 Ok::<_, crate::network::LinkError>(())
@@ -412,19 +412,19 @@ impl Drop for CloseOnDrop {
     }
 }
 
-/// Hands `frames` (emptying it) to the link and writes everything it has
-/// queued. Cancel-safe: the link keeps what the stream has not taken, so a
-/// graceful stop that interrupts a write (to get through a blocked one)
-/// still sends the rest.
+/// Writes `frames`, then flushes once. Cancel-safe: a frame leaves `frames`
+/// only once the link took it, so a graceful stop that interrupts a write
+/// (to get through a blocked one) still sends the rest.
 async fn write_frames(
     link: &mut Link<StreamsProtocol>,
     channel: &Channel,
     frames: &mut VecDeque<Bytes>,
 ) -> Result<(), crate::network::LinkError> {
-    if !frames.is_empty() {
-        let bytes = frames.iter().map(Bytes::len).sum();
-        channel.stats().record_many(frames.len(), bytes);
-        link.queue_frames(frames)?;
+    while let Some(frame) = frames.front() {
+        let len = frame.len();
+        link.feed_raw(frame.clone()).await?;
+        frames.pop_front();
+        channel.stats().record(len);
     }
-    link.write_queued().await
+    link.flush().await
 }
