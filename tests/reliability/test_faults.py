@@ -231,7 +231,12 @@ async def test_a_producer_restarted_with_the_same_key_is_subscribed_again() -> N
                 for run in range(restarts):
                     spawned = time.monotonic()
                     producer = await Child.start(
-                        "producer", "same-key", reader.address, secret, str(run), "1",
+                        "producer",
+                        "same-key",
+                        reader.address,
+                        secret,
+                        str(run),
+                        "1",
                         str(sent_per_run),
                     )
                     started.append(producer)
