@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _checks, codecs
 from .discovery import PeerInfo
-from .errors import Closed, DecodeError, Empty, Full, MosaikError, Offline
+from .errors import Closed, DecodeError, Empty, MosaikError
 
 if TYPE_CHECKING:
     from ._mosaik import Consumer as NativeConsumer
@@ -179,23 +179,18 @@ class Producer:
     async def send(self, datum: Any) -> None:
         """Sends one datum, waiting while offline or full."""
         payload = datum if self._encode is None else self._encode(datum)
-        # Fast path: a datum that fits is queued at once, without a round
-        # trip through the native runtime and back to this event loop.
         try:
-            self._native.try_send(payload)
-        except (Full, Offline):
-            pass
+            # A datum that fits is queued at once, without a round trip
+            # through the native runtime and back to this event loop.
+            pending = self._native.send(payload)
+            if pending is not None:
+                await pending
+                return
         except MosaikError as e:
             raise _with_datum(e, datum) from None
-        else:
-            self._queued_at_once += 1
-            if self._queued_at_once % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # a sender that never waits must not starve the loop
-            return
-        try:
-            await self._native.send(payload)
-        except MosaikError as e:
-            raise _with_datum(e, datum) from None
+        self._queued_at_once += 1
+        if self._queued_at_once % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a sender that never waits must not starve the loop
 
     def try_send(self, datum: Any) -> None:
         """Sends without waiting; raises :class:`Offline`, :class:`Full` or :class:`Closed`."""
@@ -210,25 +205,17 @@ class Producer:
         items = datums if isinstance(datums, list) else list(datums)
         encode = self._encode
         payloads = items if encode is None else [encode(d) for d in items]
-        # Fast path, as in `send`: what fits is queued at once; only the
-        # rest (the producer offline, or a consumer's outbox full) waits.
-        sent = 0
         try:
-            sent = self._native.try_send_many(payloads)
-        except (Full, Offline):
-            pass
+            # What fits is queued at once; only the rest (the producer
+            # offline, or a consumer's outbox full) is awaited.
+            queued = self._native.send_many(payloads)
+            if not isinstance(queued, int):
+                return await queued
         except MosaikError as e:
-            e.sent = 0  # type: ignore[attr-defined]
-            raise _with_datum(e, items[0] if items else None) from None
-        if sent == len(payloads):
-            await asyncio.sleep(0)  # a sender that never waits must not starve the loop
-            return sent
-        try:
-            return sent + await self._native.send_many(payloads[sent:])
-        except MosaikError as e:
-            done = sent + getattr(e, "sent", 0)
-            e.sent = done  # type: ignore[attr-defined]
-            raise _with_datum(e, items[done] if done < len(items) else None) from None
+            sent: int = getattr(e, "sent", 0)
+            raise _with_datum(e, items[sent] if sent < len(items) else None) from None
+        await asyncio.sleep(0)  # a sender that never waits must not starve the loop
+        return queued
 
     async def close(self) -> None:
         """Ends every subscription (consumers see 204 GracefulShutdown). Idempotent."""

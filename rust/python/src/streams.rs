@@ -15,6 +15,7 @@ use mosaik_core::{
     },
 };
 use pyo3::{
+    IntoPyObjectExt,
     exceptions::PyTypeError,
     prelude::*,
     types::{PyByteArray, PyBytes, PyList, PyMemoryView, PyString},
@@ -128,6 +129,12 @@ fn wrong_type(expected: &str, datum: &Bound<'_, PyAny>) -> PyErr {
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".into());
     PyTypeError::new_err(format!("datum: expected {expected}, got {got}"))
+}
+
+/// `error` with `sent`, how many datums of a `send_many` went out before it.
+fn with_sent(py: Python<'_>, error: PyErr, sent: usize) -> PyErr {
+    let _ = error.value(py).setattr("sent", sent);
+    error
 }
 
 fn send_error(error: SendError) -> PyErr {
@@ -307,25 +314,39 @@ impl PyProducer {
         (self.producer.stats().datums(), self.producer.stats().bytes())
     }
 
-    fn send<'py>(&self, py: Python<'py>, datum: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let frame = self.framing.encode(datum)?;
+    /// Queues `datum` at once if it fits and returns None; otherwise an
+    /// awaitable that waits while offline or full. Encoded once either way.
+    fn send<'py>(&self, py: Python<'py>, datum: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let frame = match self.producer.try_send(self.framing.encode(datum)?) {
+            Ok(()) => return Ok(None),
+            Err(SendError::Offline(frame) | SendError::Full(frame)) => frame,
+            Err(closed) => return Err(send_error(closed)),
+        };
         let producer = self.producer.clone();
-        runtime::into_py_future(py, async move { producer.send(frame).await.map_err(send_error) })
+        runtime::into_py_future(py, async move { producer.send(frame).await.map_err(send_error) }).map(Some)
     }
 
-    /// Sends each datum in order; resolves to how many were sent. An error
-    /// carries `sent`, the count that went out before it.
+    /// Sends each datum in order. What fits is queued at once: then this
+    /// returns the count; otherwise an awaitable that queues the rest
+    /// (waiting while offline or full) and resolves to the count. Encoded
+    /// once either way. An error carries `sent`, the count that went out
+    /// before it.
     fn send_many<'py>(&self, py: Python<'py>, datums: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyAny>> {
-        let frames = self.framing.encode_all(datums)?;
+        let mut frames = self.framing.encode_all(datums)?;
+        let count = frames.len();
+        let sent = match self.producer.try_send_many(&frames) {
+            Ok(sent) => sent,
+            Err(SendError::Offline(_) | SendError::Full(_)) => 0,
+            Err(closed) => return Err(with_sent(py, send_error(closed), 0)),
+        };
+        if sent == count {
+            return count.into_bound_py_any(py);
+        }
+        let rest = frames.split_off(sent);
         let producer = self.producer.clone();
         runtime::into_py_future(py, async move {
-            let count = frames.len();
-            producer.send_many(frames).await.map_err(|(error, sent)| {
-                let error = send_error(error);
-                Python::attach(|py| {
-                    let _ = error.value(py).setattr("sent", sent);
-                });
-                error
+            producer.send_many(rest).await.map_err(|(error, more)| {
+                Python::attach(|py| with_sent(py, send_error(error), sent + more))
             })?;
             Ok(count)
         })
@@ -335,13 +356,6 @@ impl PyProducer {
         self.producer
             .try_send(self.framing.encode(datum)?)
             .map_err(send_error)
-    }
-
-    /// Queues as many datums as go without waiting, in order; returns how
-    /// many (at least one), or raises `Offline`, `Full` or `Closed`.
-    fn try_send_many(&self, datums: &Bound<'_, PyList>) -> PyResult<usize> {
-        let frames = self.framing.encode_all(datums)?;
-        self.producer.try_send_many(&frames).map_err(send_error)
     }
 
     fn subscribed<'py>(&self, py: Python<'py>, minimum: usize) -> PyResult<Bound<'py, PyAny>> {
