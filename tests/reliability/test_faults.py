@@ -123,6 +123,30 @@ async def collect(consumer: mosaik.Consumer, into: dict[int, list[int]]) -> None
             into[run].append(n)
 
 
+async def start_producer(
+    started: list[Child],
+    network: str,
+    bootstrap: str,
+    secret: str,
+    run: int,
+    consumers: int,
+    count: int,
+    ready: float = WAIT,
+) -> tuple[Child, float]:
+    """Spawns a producer process (see peer_process.py), waits until its
+    ``consumers`` are connected and its first ``count`` datums are sent;
+    returns it and the seconds from spawn to connected."""
+    spawned = time.monotonic()
+    producer = await Child.start(
+        "producer", network, bootstrap, secret, str(run), str(consumers), str(count)
+    )
+    started.append(producer)
+    await producer.line("ready", timeout=ready)
+    took = time.monotonic() - spawned
+    await producer.line("sent")
+    return producer, took
+
+
 async def test_consumers_ride_out_twenty_producer_kills() -> None:
     """Each restart is a new process with a new key (see the same-key test below)."""
     restarts, sent_per_run, consumers_count = 20, 300, 3
@@ -134,20 +158,16 @@ async def test_consumers_ride_out_twenty_producer_kills() -> None:
         try:
             async with children() as started:
                 for run in range(restarts):
-                    spawned = time.monotonic()
-                    producer = await Child.start(
-                        "producer",
+                    producer, took = await start_producer(
+                        started,
                         "kill-producer",
                         readers[run % consumers_count].address,
                         os.urandom(32).hex(),
-                        str(run),
-                        str(consumers_count),
-                        str(sent_per_run),
+                        run,
+                        consumers_count,
+                        sent_per_run,
                     )
-                    started.append(producer)
-                    await producer.line("ready")
-                    resume_times.append(time.monotonic() - spawned)
-                    await producer.line("sent")
+                    resume_times.append(took)
                     # Every datum the producer sent before the kill arrives.
                     await until(
                         lambda: all(len(r[run]) >= sent_per_run for r in received),  # noqa: B023
@@ -229,21 +249,11 @@ async def test_a_producer_restarted_with_the_same_key_is_subscribed_again() -> N
         try:
             async with children() as started:
                 for run in range(restarts):
-                    spawned = time.monotonic()
-                    producer = await Child.start(
-                        "producer",
-                        "same-key",
-                        reader.address,
-                        secret,
-                        str(run),
-                        "1",
-                        str(sent_per_run),
-                    )
-                    started.append(producer)
                     # The old connections take the QUIC idle timeout (10 s) to die.
-                    await producer.line("ready", timeout=40)
-                    resume_times.append(time.monotonic() - spawned)
-                    await producer.line("sent")
+                    producer, took = await start_producer(
+                        started, "same-key", reader.address, secret, run, 1, sent_per_run, ready=40
+                    )
+                    resume_times.append(took)
                     await until(
                         lambda: len(received[run]) >= sent_per_run,  # noqa: B023
                         timeout=WAIT,

@@ -6,23 +6,28 @@
 //! (`buffer_size`, as in mosaik); what a full outbox means is the producer's
 //! `Lagging` policy, decided by the caller.
 
-use std::{collections::VecDeque, pin::pin, sync::Mutex};
+use std::{
+    collections::VecDeque,
+    pin::pin,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
 pub struct Outbox {
     capacity: usize,
-    state: Mutex<State>,
+    frames: Mutex<VecDeque<Bytes>>,
+    /// Read without the lock on every `send` (to prune gone consumers);
+    /// set under it, so a push never lands after the close.
+    closed: AtomicBool,
     /// The sender waits here for frames.
     readable: Notify,
     /// Producers held back by a full outbox (`Lagging::Block`) wait here.
     writable: Notify,
-}
-
-struct State {
-    frames: VecDeque<Bytes>,
-    closed: bool,
 }
 
 impl Outbox {
@@ -30,10 +35,8 @@ impl Outbox {
         let capacity = capacity.max(1);
         Self {
             capacity,
-            state: Mutex::new(State {
-                frames: VecDeque::with_capacity(capacity.min(1024)),
-                closed: false,
-            }),
+            frames: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
+            closed: AtomicBool::new(false),
             readable: Notify::new(),
             writable: Notify::new(),
         }
@@ -41,32 +44,32 @@ impl Outbox {
 
     /// How many frames fit now (all of them once closed: they are dropped).
     pub fn room(&self) -> usize {
-        let state = self.state.lock().expect("outbox");
-        if state.closed {
+        let frames = self.frames.lock().expect("outbox");
+        if self.is_closed() {
             usize::MAX
         } else {
-            self.capacity - state.frames.len()
+            self.capacity - frames.len()
         }
     }
 
     pub fn is_closed(&self) -> bool {
-        self.state.lock().expect("outbox").closed
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Queues the frames that fit, in order; returns how many did. A closed
     /// outbox takes (and drops) them all: its consumer is gone.
     pub fn push_many(&self, frames: &[Bytes]) -> usize {
-        let mut state = self.state.lock().expect("outbox");
-        if state.closed {
+        let mut queued = self.frames.lock().expect("outbox");
+        if self.is_closed() {
             return frames.len();
         }
-        let fit = frames.len().min(self.capacity - state.frames.len());
+        let fit = frames.len().min(self.capacity - queued.len());
         if fit == 0 {
             return 0;
         }
-        let was_empty = state.frames.is_empty();
-        state.frames.extend(frames[..fit].iter().cloned());
-        drop(state);
+        let was_empty = queued.is_empty();
+        queued.extend(frames[..fit].iter().cloned());
+        drop(queued);
         if was_empty {
             self.readable.notify_one();
         }
@@ -102,20 +105,23 @@ impl Outbox {
 
     /// Moves up to `max` queued frames into `into`; false if none were queued.
     pub fn try_pop_many(&self, max: usize, into: &mut VecDeque<Bytes>) -> bool {
-        let mut state = self.state.lock().expect("outbox");
-        let take = max.min(state.frames.len());
+        let mut queued = self.frames.lock().expect("outbox");
+        let take = max.min(queued.len());
         if take == 0 {
             return false;
         }
-        into.extend(state.frames.drain(..take));
-        drop(state);
+        into.extend(queued.drain(..take));
+        drop(queued);
         self.writable.notify_waiters();
         true
     }
 
     /// Refuses frames from now on (they are dropped), and wakes everyone.
     pub fn close(&self) {
-        self.state.lock().expect("outbox").closed = true;
+        {
+            let _frames = self.frames.lock().expect("outbox");
+            self.closed.store(true, Ordering::Release);
+        }
         self.readable.notify_one();
         self.writable.notify_waiters();
     }
@@ -123,7 +129,7 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, time::Duration};
+    use std::time::Duration;
 
     use super::*;
 
@@ -145,20 +151,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_outbox_wakes_the_waiting_producer_when_drained() {
-        let outbox = Arc::new(Outbox::new(1));
+        let outbox = Outbox::new(1);
         outbox.push_many(&frames(1));
-        let waiter = tokio::spawn({
-            let outbox = outbox.clone();
-            async move { outbox.wait_room().await }
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiter.is_finished());
+        let mut waiter = pin!(outbox.wait_room());
+        assert!(futures::poll!(waiter.as_mut()).is_pending(), "full: it waits");
         let mut got = VecDeque::new();
         assert!(outbox.try_pop_many(1, &mut got));
         tokio::time::timeout(Duration::from_secs(1), waiter)
             .await
-            .expect("woken")
-            .unwrap();
+            .expect("woken");
     }
 
     #[tokio::test]

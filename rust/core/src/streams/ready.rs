@@ -62,6 +62,18 @@ impl ReadySignal {
         }
     }
 
+    /// Whether a poll would report the descriptor readable now.
+    #[cfg(test)]
+    pub(crate) fn is_readable(&self) -> bool {
+        let mut poll = libc::pollfd {
+            fd: self.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polls one live descriptor without waiting.
+        unsafe { libc::poll(&mut poll, 1, 0) == 1 }
+    }
+
     /// Makes the descriptor unreadable again (after a wake).
     pub fn clear(&self) {
         let mut sink = [0u8; 64];
@@ -111,31 +123,21 @@ fn descriptors() -> io::Result<(OwnedFd, Option<OwnedFd>)> {
 mod tests {
     use super::*;
 
-    fn readable(signal: &ReadySignal) -> bool {
-        let mut poll = libc::pollfd {
-            fd: signal.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: polls one live descriptor without waiting.
-        unsafe { libc::poll(&mut poll, 1, 0) == 1 }
-    }
-
     #[test]
     fn fires_once_per_arming_and_clears() {
         let signal = ReadySignal::new().unwrap();
         signal.fire();
-        assert!(!readable(&signal), "unarmed: firing does nothing");
+        assert!(!signal.is_readable(), "unarmed: firing does nothing");
         signal.arm();
         signal.fire();
-        assert!(readable(&signal));
+        assert!(signal.is_readable());
         signal.clear();
-        assert!(!readable(&signal));
+        assert!(!signal.is_readable());
         signal.fire();
-        assert!(!readable(&signal), "one wake per arming");
+        assert!(!signal.is_readable(), "one wake per arming");
         signal.arm();
         signal.disarm();
         signal.fire();
-        assert!(!readable(&signal));
+        assert!(!signal.is_readable());
     }
 }
