@@ -228,6 +228,13 @@ async fn garbage_and_oversized_frames_end_the_link_with_400() {
 
     let (oversized, _send) = raw_sync_write(&attacker, &target, &u32::MAX.to_be_bytes()).await;
     assert_eq!(close_code(&oversized).await, 400);
+    // The link closes as it refuses the frame; the count follows a moment later.
+    let counted = async {
+        while !target.discovery().rejections().contains_key("oversized_frame") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let _ = tokio::time::timeout(WAIT, counted).await;
     let rejections = target.discovery().rejections();
     assert_eq!(rejections.get("undecodable"), Some(&1), "{rejections:?}");
     assert_eq!(rejections.get("oversized_frame"), Some(&1), "{rejections:?}");

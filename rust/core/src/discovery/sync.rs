@@ -119,8 +119,9 @@ async fn receive_snapshot(
         }
     })?;
     decode_snapshot(&frame).map_err(|e| {
-        link.close_now(CloseReason::ProtocolViolation);
+        // Counted before the peer can see the close.
         discovery.reject("undecodable", Some(link.remote_id()), &e);
+        link.close_now(CloseReason::ProtocolViolation);
         SyncError::Malformed(e)
     })
 }
