@@ -78,6 +78,19 @@ async def test_offline_try_send_and_wrong_types() -> None:
             await producer.send("too late")
 
 
+async def test_a_datum_over_the_frame_limit_is_refused_before_anything_is_sent() -> None:
+    # Consumers refuse frames over 256 MiB; a producer that queued one would
+    # lose it and the subscription, so it refuses the datum up front.
+    async with mosaik.Network.create("streams-big", local=True) as net:
+        producer = net.streams.producer("big", codec="raw")
+        huge = bytes(256 * 1024 * 1024 + 1)  # calloc'd: its pages are never touched
+        with pytest.raises(ValueError, match=r"^datum: a datum of 268435457 bytes exceeds"):
+            producer.try_send(huge)
+        with pytest.raises(ValueError, match=r"^datums\[1\]: a datum of 268435457 bytes"):
+            await producer.send_many([b"fine", huge])
+        assert producer.stats.datums == 0
+
+
 async def test_closing_the_producer_ends_iteration_of_nothing_but_its_subscription(
     pair: tuple[mosaik.Network, mosaik.Network],
 ) -> None:

@@ -5,13 +5,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use bytes::{Bytes, BytesMut};
 use mosaik_core::{
     Digest, Node,
+    network::frames::{WireFrames, WireFramesBuilder},
     streams::{
         BackoffConfig, Channel, Consumer, ConsumerConfig, Delivery, Lagging, Overflow, Producer,
         ProducerConfig, Require, SendError,
         datum::{decode_prefixed, decode_str, encode_prefixed},
+        producer::{MAX_DATUM, frames_builder},
     },
 };
 use pyo3::{
@@ -72,40 +73,47 @@ impl Framing {
         Err(wrong_type("bytes", datum))
     }
 
-    /// One datum's frame payload.
-    fn encode(self, datum: &Bound<'_, PyAny>) -> PyResult<Bytes> {
-        let mut buf = BytesMut::new();
-        self.encode_into(&mut buf, datum)?;
-        Ok(buf.freeze())
+    /// One datum's frame.
+    fn encode(self, datum: &Bound<'_, PyAny>) -> PyResult<WireFrames> {
+        let mut frames = frames_builder();
+        self.push(&mut frames, datum, || "datum".into())?;
+        Ok(frames.finish())
     }
 
-    fn encode_into(self, buf: &mut BytesMut, datum: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.with_data(datum, |data| match self {
-            Framing::Raw => buf.extend_from_slice(data),
-            Framing::Bytes | Framing::Str => encode_prefixed(buf, data),
-        })
-    }
-
-    /// Many datums' frame payloads, slices of one allocation. (Splitting
-    /// each frame off a growing `BytesMut` instead cost one malloc per datum:
-    /// a buffer that is shared cannot grow in place.)
-    fn encode_all(self, datums: &Bound<'_, PyList>) -> PyResult<Vec<Bytes>> {
-        let mut buf = BytesMut::new();
-        let mut ends = Vec::with_capacity(datums.len());
-        for datum in datums.iter() {
-            self.encode_into(&mut buf, &datum)?;
-            ends.push(buf.len());
+    /// Many datums' frames, laid out in one buffer as the links write them.
+    fn encode_all(self, datums: &Bound<'_, PyList>) -> PyResult<WireFrames> {
+        let mut frames = frames_builder();
+        for (index, datum) in datums.iter().enumerate() {
+            self.push(&mut frames, &datum, || format!("datums[{index}]"))?;
         }
-        let all = buf.freeze();
-        let mut start = 0;
-        Ok(ends
-            .into_iter()
-            .map(|end| {
-                let frame = all.slice(start..end);
-                start = end;
-                frame
-            })
-            .collect())
+        Ok(frames.finish())
+    }
+
+    /// Appends `datum`'s frame; `ValueError` (naming the argument) for a
+    /// datum over the stream's frame limit, before anything is copied.
+    fn push(
+        self,
+        frames: &mut WireFramesBuilder,
+        datum: &Bound<'_, PyAny>,
+        name: impl Fn() -> String,
+    ) -> PyResult<()> {
+        let too_large = |length: usize| {
+            value_error(
+                &name(),
+                format!("a datum of {length} bytes exceeds the stream's frame limit of {MAX_DATUM} bytes"),
+            )
+        };
+        self.with_data(datum, |data| {
+            if data.len() > MAX_DATUM {
+                return Err(too_large(data.len()));
+            }
+            frames
+                .push_with(|buf| match self {
+                    Framing::Raw => buf.extend_from_slice(data),
+                    Framing::Bytes | Framing::Str => encode_prefixed(buf, data),
+                })
+                .map_err(|_| too_large(data.len()))
+        })?
     }
 
     /// The Python value of one frame payload, or why it is not one.
@@ -142,6 +150,7 @@ fn send_error(error: SendError) -> PyErr {
         SendError::Offline(_) => Offline::new_err("the producer has no subscribers yet"),
         SendError::Full(_) => Full::new_err("the producer's buffer is full"),
         SendError::Closed(_) => Closed::new_err("the producer is closed"),
+        too_large @ SendError::TooLarge(_) => value_error("datum", too_large),
     }
 }
 
@@ -317,13 +326,20 @@ impl PyProducer {
     /// Queues `datum` at once if it fits and returns None; otherwise an
     /// awaitable that waits while offline or full. Encoded once either way.
     fn send<'py>(&self, py: Python<'py>, datum: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let frame = match self.producer.try_send(self.framing.encode(datum)?) {
-            Ok(()) => return Ok(None),
-            Err(SendError::Offline(frame) | SendError::Full(frame)) => frame,
+        let frame = self.framing.encode(datum)?;
+        match self.producer.try_send_many(&frame) {
+            Ok(_) => return Ok(None),
+            Err(SendError::Offline(_) | SendError::Full(_)) => {}
             Err(closed) => return Err(send_error(closed)),
         };
         let producer = self.producer.clone();
-        runtime::into_py_future(py, async move { producer.send(frame).await.map_err(send_error) }).map(Some)
+        runtime::into_py_future(py, async move {
+            producer
+                .send_many(frame)
+                .await
+                .map_err(|(error, _)| send_error(error))
+        })
+        .map(Some)
     }
 
     /// Sends each datum in order. What fits is queued at once: then this
@@ -332,7 +348,7 @@ impl PyProducer {
     /// once either way. An error carries `sent`, the count that went out
     /// before it.
     fn send_many<'py>(&self, py: Python<'py>, datums: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyAny>> {
-        let mut frames = self.framing.encode_all(datums)?;
+        let frames = self.framing.encode_all(datums)?;
         let count = frames.len();
         let sent = match self.producer.try_send_many(&frames) {
             Ok(sent) => sent,
@@ -342,7 +358,7 @@ impl PyProducer {
         if sent == count {
             return count.into_bound_py_any(py);
         }
-        let rest = frames.split_off(sent);
+        let rest = frames.slice(sent..count);
         let producer = self.producer.clone();
         runtime::into_py_future(py, async move {
             producer.send_many(rest).await.map_err(|(error, more)| {
@@ -354,7 +370,8 @@ impl PyProducer {
 
     fn try_send(&self, datum: &Bound<'_, PyAny>) -> PyResult<()> {
         self.producer
-            .try_send(self.framing.encode(datum)?)
+            .try_send_many(&self.framing.encode(datum)?)
+            .map(|_| ())
             .map_err(send_error)
     }
 

@@ -1,15 +1,21 @@
-//! Cutting a link's stream into frames without copying it.
+//! A link's frames as bytes on the stream, both ways, without copying.
 //!
 //! A frame is a 4-byte big-endian length and that many bytes of payload
 //! (tokio-util's `LengthDelimitedCodec` defaults, as mosaik writes them).
-//! QUIC hands a receiver the stream as chunks (about a packet each); a frame
-//! that lies inside one chunk is returned as a slice of it, and only a frame
-//! that straddles chunks is copied together. A length over the limit is
-//! refused as soon as its 4 bytes are there, before anything is reserved.
+//!
+//! Reading: QUIC hands a receiver the stream as chunks (about a packet
+//! each); a frame that lies inside one chunk is returned as a slice of it,
+//! and only a frame that straddles chunks is copied together. A length over
+//! the limit is refused as soon as its 4 bytes are there, before anything
+//! is reserved.
+//!
+//! Writing: a sender with many small frames lays them out back to back in
+//! one buffer ([`WireFrames`]) as it encodes them, so the link hands QUIC
+//! whole runs of frames as one chunk: no per-frame copy or call on the way.
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, ops::Range};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Bytes of the length prefix.
 pub const PREFIX: usize = 4;
@@ -126,6 +132,134 @@ impl FrameBuffer {
     }
 }
 
+/// Frames back to back in one buffer, exactly as they go on the stream.
+#[derive(Clone, Debug, Default)]
+pub struct WireFrames {
+    wire: Bytes,
+    /// Where each frame ends in `wire`.
+    ends: Vec<usize>,
+}
+
+/// Whole frames cut from [`WireFrames`]: one chunk for the link to write.
+#[derive(Clone, Debug)]
+pub struct FrameRun {
+    pub wire: Bytes,
+    pub frames: usize,
+    /// Their payloads' bytes (`wire` without the length prefixes).
+    pub payload_bytes: usize,
+}
+
+impl WireFrames {
+    /// One frame holding `payload`.
+    pub fn single(payload: &[u8], max_frame: usize) -> Result<Self, FrameTooLarge> {
+        let mut builder = WireFramesBuilder::new(max_frame);
+        builder.push_with(|buf| buf.put_slice(payload))?;
+        Ok(builder.finish())
+    }
+
+    /// How many frames.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn start(&self, frame: usize) -> usize {
+        if frame == 0 { 0 } else { self.ends[frame - 1] }
+    }
+
+    /// The payload of frame `index` (a slice, not a copy).
+    pub fn payload(&self, index: usize) -> Bytes {
+        self.wire.slice(self.start(index) + PREFIX..self.ends[index])
+    }
+
+    /// Payload bytes of the frames in `range`.
+    pub fn payload_bytes(&self, range: Range<usize>) -> usize {
+        if range.is_empty() {
+            return 0;
+        }
+        self.ends[range.end - 1] - self.start(range.start) - PREFIX * range.len()
+    }
+
+    /// The frames in `range` on their own (sharing the buffer).
+    pub fn slice(&self, range: Range<usize>) -> WireFrames {
+        let base = self.start(range.start);
+        let end = if range.is_empty() {
+            base
+        } else {
+            self.ends[range.end - 1]
+        };
+        WireFrames {
+            wire: self.wire.slice(base..end),
+            ends: self.ends[range].iter().map(|e| e - base).collect(),
+        }
+    }
+
+    /// The frames in `range` as one chunk of the stream.
+    pub fn run(&self, range: Range<usize>) -> FrameRun {
+        let bytes = if range.is_empty() {
+            0..0
+        } else {
+            self.start(range.start)..self.ends[range.end - 1]
+        };
+        FrameRun {
+            wire: self.wire.slice(bytes),
+            frames: range.len(),
+            payload_bytes: self.payload_bytes(range),
+        }
+    }
+}
+
+/// Lays frames out one after another, each payload written in place.
+pub struct WireFramesBuilder {
+    buf: BytesMut,
+    ends: Vec<usize>,
+    max_frame: usize,
+}
+
+impl WireFramesBuilder {
+    pub fn new(max_frame: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            ends: Vec::new(),
+            max_frame,
+        }
+    }
+
+    pub fn with_capacity(max_frame: usize, frames: usize, bytes: usize) -> Self {
+        Self {
+            buf: BytesMut::with_capacity(bytes),
+            ends: Vec::with_capacity(frames),
+            max_frame,
+        }
+    }
+
+    /// Appends one frame whose payload `write` puts into the buffer; a
+    /// payload over the limit is taken back out and refused.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut BytesMut)) -> Result<(), FrameTooLarge> {
+        let start = self.buf.len();
+        self.buf.put_u32(0);
+        write(&mut self.buf);
+        let length = self.buf.len() - start - PREFIX;
+        if length > self.max_frame || length > u32::MAX as usize {
+            self.buf.truncate(start);
+            return Err(FrameTooLarge(length));
+        }
+        self.buf[start..start + PREFIX].copy_from_slice(&(length as u32).to_be_bytes());
+        self.ends.push(self.buf.len());
+        Ok(())
+    }
+
+    pub fn finish(self) -> WireFrames {
+        WireFrames {
+            wire: self.buf.freeze(),
+            ends: self.ends,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +309,43 @@ mod tests {
         assert_eq!(first.as_ptr(), stream[4..].as_ptr(), "no copy");
         assert_eq!(buffer.next_frame().unwrap().unwrap(), Bytes::from_static(b"defg"));
         assert_eq!(buffer.buffered(), 0);
+    }
+
+    #[test]
+    fn wire_frames_are_what_the_codec_writes_and_cut_at_frame_bounds() {
+        let payloads: [&[u8]; 4] = [b"test", b"", &[7; 300], b"x"];
+        let mut builder = WireFramesBuilder::new(1024);
+        for payload in payloads {
+            builder.push_with(|buf| buf.put_slice(payload)).unwrap();
+        }
+        let frames = builder.finish();
+        assert_eq!(frames.len(), 4);
+        let all = frames.run(0..4);
+        assert_eq!(all.wire, wire(&payloads), "the codec's bytes");
+        assert_eq!((all.frames, all.payload_bytes), (4, 305));
+        let middle = frames.run(1..3);
+        assert_eq!(middle.wire, wire(&payloads[1..3]));
+        assert_eq!((middle.frames, middle.payload_bytes), (2, 300));
+        assert_eq!(frames.run(2..2).wire.len(), 0);
+        assert_eq!(frames.payload(2), Bytes::from_static(&[7; 300]));
+        assert_eq!(frames.payload(1), Bytes::new());
+        let tail = frames.slice(2..4);
+        assert_eq!(tail.run(0..2).wire, wire(&payloads[2..]));
+        assert_eq!(tail.payload(1), Bytes::from_static(b"x"));
+    }
+
+    #[test]
+    fn a_payload_over_the_limit_is_refused_and_leaves_no_trace() {
+        let mut builder = WireFramesBuilder::new(8);
+        builder.push_with(|buf| buf.put_slice(b"ok")).unwrap();
+        assert_eq!(
+            builder.push_with(|buf| buf.put_slice(&[0; 9])),
+            Err(FrameTooLarge(9))
+        );
+        builder.push_with(|buf| buf.put_slice(&[1; 8])).unwrap();
+        let frames = builder.finish();
+        assert_eq!(frames.run(0..2).wire, wire(&[b"ok", &[1; 8]]));
+        assert!(WireFrames::single(&[0; 9], 8).is_err());
     }
 
     #[test]

@@ -171,6 +171,19 @@ impl<P: Protocol> Link<P> {
         self.writer.flush().await.map_err(|e| self.io_error(e))
     }
 
+    /// Hands QUIC a prefix of `wire` (whole frames laid out by
+    /// `frames::WireFrames`) as it is, without copying, and advances `wire`
+    /// past what was taken. Cancel-safe: nothing is taken unless this
+    /// returns.
+    pub async fn write_wire(&mut self, wire: &mut Bytes) -> Result<(), LinkError> {
+        if !self.writer.write_buffer().is_empty() {
+            self.flush().await?;
+        }
+        let stream = self.writer.get_mut();
+        let written = stream.write_chunks(std::slice::from_mut(wire)).await;
+        written.map(|_| ()).map_err(|e| self.io_error(e.into()))
+    }
+
     /// Receives one frame and decodes it. A frame that fails to decode
     /// closes the link with `ProtocolViolation` (400).
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, LinkError> {

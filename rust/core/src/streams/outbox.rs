@@ -1,13 +1,16 @@
 //! The producer's bounded queue of frames for one consumer.
 //!
 //! `send` puts a whole batch into every consumer's outbox under one lock
-//! each, and the consumer's sender takes everything queued at once: one wake
-//! per batch, not one channel hop per datum. The bound is in datums
+//! each, as one run of wire frames (a slice of the batch's one buffer,
+//! shared by all outboxes), and the consumer's sender takes everything
+//! queued at once: one wake and one write per batch, not one channel hop or
+//! copy per datum. The bound is in datums
 //! (`buffer_size`, as in mosaik); what a full outbox means is the producer's
 //! `Lagging` policy, decided by the caller.
 
 use std::{
     collections::VecDeque,
+    ops::Range,
     pin::pin,
     sync::{
         Mutex,
@@ -15,12 +18,13 @@ use std::{
     },
 };
 
-use bytes::Bytes;
 use tokio::sync::Notify;
+
+use crate::network::frames::{FrameRun, WireFrames};
 
 pub struct Outbox {
     capacity: usize,
-    frames: Mutex<VecDeque<Bytes>>,
+    queued: Mutex<Queued>,
     /// Read without the lock on every `send` (to prune gone consumers);
     /// set under it, so a push never lands after the close.
     closed: AtomicBool,
@@ -30,12 +34,18 @@ pub struct Outbox {
     writable: Notify,
 }
 
+/// Runs of frames as `send` queued them (one per batch), and their total.
+#[derive(Default)]
+struct Queued {
+    runs: VecDeque<FrameRun>,
+    frames: usize,
+}
+
 impl Outbox {
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
         Self {
-            capacity,
-            frames: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
+            capacity: capacity.max(1),
+            queued: Mutex::default(),
             closed: AtomicBool::new(false),
             readable: Notify::new(),
             writable: Notify::new(),
@@ -44,11 +54,11 @@ impl Outbox {
 
     /// How many frames fit now (all of them once closed: they are dropped).
     pub fn room(&self) -> usize {
-        let frames = self.frames.lock().expect("outbox");
+        let queued = self.queued.lock().expect("outbox");
         if self.is_closed() {
             usize::MAX
         } else {
-            self.capacity - frames.len()
+            self.capacity - queued.frames
         }
     }
 
@@ -56,19 +66,21 @@ impl Outbox {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Queues the frames that fit, in order; returns how many did. A closed
-    /// outbox takes (and drops) them all: its consumer is gone.
-    pub fn push_many(&self, frames: &[Bytes]) -> usize {
-        let mut queued = self.frames.lock().expect("outbox");
+    /// Queues the frames of `range` that fit, in order, as one run; returns
+    /// how many did. A closed outbox takes (and drops) them all: its
+    /// consumer is gone.
+    pub fn push(&self, frames: &WireFrames, range: Range<usize>) -> usize {
+        let mut queued = self.queued.lock().expect("outbox");
         if self.is_closed() {
-            return frames.len();
+            return range.len();
         }
-        let fit = frames.len().min(self.capacity - queued.len());
+        let fit = range.len().min(self.capacity - queued.frames);
         if fit == 0 {
             return 0;
         }
-        let was_empty = queued.is_empty();
-        queued.extend(frames[..fit].iter().cloned());
+        let was_empty = queued.frames == 0;
+        queued.runs.push_back(frames.run(range.start..range.start + fit));
+        queued.frames += fit;
         drop(queued);
         if was_empty {
             self.readable.notify_one();
@@ -88,9 +100,9 @@ impl Outbox {
         }
     }
 
-    /// Moves up to `max` queued frames into `into`, waiting for the first;
-    /// false once closed and empty.
-    pub async fn pop_many(&self, max: usize, into: &mut VecDeque<Bytes>) -> bool {
+    /// Moves queued runs into `into` until they hold `max` frames or more,
+    /// waiting for the first; false once closed and empty.
+    pub async fn pop_many(&self, max: usize, into: &mut VecDeque<FrameRun>) -> bool {
         loop {
             let readable = self.readable.notified();
             if self.try_pop_many(max, into) {
@@ -103,14 +115,20 @@ impl Outbox {
         }
     }
 
-    /// Moves up to `max` queued frames into `into`; false if none were queued.
-    pub fn try_pop_many(&self, max: usize, into: &mut VecDeque<Bytes>) -> bool {
-        let mut queued = self.frames.lock().expect("outbox");
-        let take = max.min(queued.len());
-        if take == 0 {
+    /// Moves queued runs into `into` until they hold `max` frames or more;
+    /// false if none were queued.
+    pub fn try_pop_many(&self, max: usize, into: &mut VecDeque<FrameRun>) -> bool {
+        let mut queued = self.queued.lock().expect("outbox");
+        let mut taken = 0;
+        while taken < max.max(1) {
+            let Some(run) = queued.runs.pop_front() else { break };
+            taken += run.frames;
+            into.push_back(run);
+        }
+        if taken == 0 {
             return false;
         }
-        into.extend(queued.drain(..take));
+        queued.frames -= taken;
         drop(queued);
         self.writable.notify_waiters();
         true
@@ -119,7 +137,7 @@ impl Outbox {
     /// Refuses frames from now on (they are dropped), and wakes everyone.
     pub fn close(&self) {
         {
-            let _frames = self.frames.lock().expect("outbox");
+            let _queued = self.queued.lock().expect("outbox");
             self.closed.store(true, Ordering::Release);
         }
         self.readable.notify_one();
@@ -131,28 +149,46 @@ impl Outbox {
 mod tests {
     use std::time::Duration;
 
-    use super::*;
+    use bytes::BufMut;
 
-    fn frames(n: u8) -> Vec<Bytes> {
-        (0..n).map(|i| Bytes::from(vec![i])).collect()
+    use super::*;
+    use crate::network::frames::{PREFIX, WireFramesBuilder};
+
+    fn frames(n: u8) -> WireFrames {
+        let mut builder = WireFramesBuilder::new(16);
+        for i in 0..n {
+            builder.push_with(|buf| buf.put_u8(i)).unwrap();
+        }
+        builder.finish()
+    }
+
+    fn push_all(outbox: &Outbox, frames: &WireFrames) -> usize {
+        outbox.push(frames, 0..frames.len())
+    }
+
+    /// The payloads of `runs`, in order.
+    fn payloads(runs: &VecDeque<FrameRun>) -> Vec<u8> {
+        let wire: Vec<u8> = runs.iter().flat_map(|run| run.wire.to_vec()).collect();
+        wire.chunks(PREFIX + 1).map(|frame| frame[PREFIX]).collect()
     }
 
     #[tokio::test]
     async fn takes_what_fits_in_order_and_hands_it_out_at_once() {
         let outbox = Outbox::new(3);
-        assert_eq!(outbox.push_many(&frames(2)), 2);
-        assert_eq!(outbox.push_many(&frames(2)), 1, "one place left");
+        assert_eq!(push_all(&outbox, &frames(2)), 2);
+        assert_eq!(push_all(&outbox, &frames(2)), 1, "one place left");
         assert_eq!(outbox.room(), 0);
         let mut got = VecDeque::new();
         assert!(outbox.pop_many(10, &mut got).await);
-        assert_eq!(Vec::from(got), [frames(2), frames(1)].concat());
+        assert_eq!(payloads(&got), [0, 1, 0]);
+        assert_eq!(got.len(), 2, "one run per push");
         assert_eq!(outbox.room(), 3);
     }
 
     #[tokio::test]
     async fn a_full_outbox_wakes_the_waiting_producer_when_drained() {
         let outbox = Outbox::new(1);
-        outbox.push_many(&frames(1));
+        push_all(&outbox, &frames(1));
         let mut waiter = pin!(outbox.wait_room());
         assert!(futures::poll!(waiter.as_mut()).is_pending(), "full: it waits");
         let mut got = VecDeque::new();
@@ -165,9 +201,9 @@ mod tests {
     #[tokio::test]
     async fn closing_drops_new_frames_and_ends_the_sender_once_empty() {
         let outbox = Outbox::new(4);
-        outbox.push_many(&frames(1));
+        push_all(&outbox, &frames(1));
         outbox.close();
-        assert_eq!(outbox.push_many(&frames(3)), 3, "taken and dropped");
+        assert_eq!(push_all(&outbox, &frames(3)), 3, "taken and dropped");
         let mut got = VecDeque::new();
         assert!(outbox.pop_many(10, &mut got).await, "queued frames still go out");
         assert_eq!(got.len(), 1);

@@ -9,9 +9,10 @@
 //! (`try_send` then says `Full`). Senders never overtake each other: the
 //! datums of one `send` are queued before the next `send`'s. A new
 //! subscription is checked as mosaik does: capacity (10509), then `require`
-//! on the consumer's entry (10403). Each sender writes every frame it has
-//! queued and flushes once. Closing the producer ends every subscription
-//! with 204 `GracefulShutdown`, after what `send` accepted went out.
+//! on the consumer's entry (10403). Each sender hands QUIC each queued
+//! batch as one chunk of wire frames, encoded once for all consumers.
+//! Closing the producer ends every subscription with 204 `GracefulShutdown`,
+//! after what `send` accepted went out.
 
 use std::{
     collections::VecDeque,
@@ -32,11 +33,16 @@ use super::{
 };
 use crate::{
     discovery::SignedPeerEntry,
-    network::{CloseReason, Link, protocol::Streams as StreamsProtocol},
+    network::{
+        CloseReason, Link, Protocol,
+        frames::{FrameRun, WireFrames, WireFramesBuilder},
+        protocol::Streams as StreamsProtocol,
+    },
     primitives::Digest,
 };
 
-/// Frames a sender writes before it flushes.
+/// Frames a sender takes from its outbox at once (whole runs, so it may
+/// take more): what is written before it looks for a stop again.
 const MAX_COALESCED: usize = 256;
 /// Bound on delivering what was accepted before a graceful close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -84,6 +90,29 @@ pub enum SendError {
     Full(Bytes),
     #[error("the producer is closed")]
     Closed(Bytes),
+    #[error("a datum of {0} bytes exceeds the stream's frame limit of {MAX_DATUM} bytes")]
+    TooLarge(usize),
+}
+
+/// The largest datum a stream carries: a consumer refuses longer frames.
+pub const MAX_DATUM: usize = StreamsProtocol::MAX_FRAME;
+
+/// A builder for the frames of one `send_many`: datums are encoded straight
+/// into the buffer the links write from.
+pub fn frames_builder() -> WireFramesBuilder {
+    WireFramesBuilder::new(StreamsProtocol::MAX_FRAME)
+}
+
+/// Frames holding `datums` as they are.
+pub fn frames_of(datums: &[Bytes]) -> Result<WireFrames, SendError> {
+    let bytes = datums.iter().map(|d| d.len() + 4).sum();
+    let mut builder = WireFramesBuilder::with_capacity(StreamsProtocol::MAX_FRAME, datums.len(), bytes);
+    for datum in datums {
+        builder
+            .push_with(|buf| buf.extend_from_slice(datum))
+            .map_err(|e| SendError::TooLarge(e.0))?;
+    }
+    Ok(builder.finish())
 }
 
 pub(crate) struct Shared {
@@ -186,33 +215,39 @@ impl Producer {
 
     /// Sends a datum, waiting while offline or full.
     pub async fn send(&self, datum: Bytes) -> Result<(), SendError> {
-        self.send_many(vec![datum]).await.map_err(|(error, _)| error)
+        let frames = frames_of(std::slice::from_ref(&datum))?;
+        self.send_many(frames).await.map_err(|(error, _)| error)
     }
 
-    /// Sends datums in order, waiting while offline or full. An error says
-    /// how many went out before it and hands back the first that did not.
-    pub async fn send_many(&self, datums: Vec<Bytes>) -> Result<(), (SendError, usize)> {
-        let closed = |datums: &[Bytes], sent: usize| {
-            let datum = datums.get(sent).cloned().unwrap_or_default();
+    /// Sends the datums of `frames` in order, waiting while offline or full.
+    /// An error says how many went out before it and hands back the first
+    /// that did not.
+    pub async fn send_many(&self, frames: WireFrames) -> Result<(), (SendError, usize)> {
+        let closed = |sent: usize| {
+            let datum = if sent < frames.len() {
+                frames.payload(sent)
+            } else {
+                Bytes::new()
+            };
             (SendError::Closed(datum), sent)
         };
         tokio::select! {
-            _ = self.shared.cancel.cancelled() => return Err(closed(&datums, 0)),
+            _ = self.shared.cancel.cancelled() => return Err(closed(0)),
             _ = self.subscribed(1) => {}
         }
         let _order = tokio::select! {
-            _ = self.shared.cancel.cancelled() => return Err(closed(&datums, 0)),
+            _ = self.shared.cancel.cancelled() => return Err(closed(0)),
             order = self.shared.order.lock() => order,
         };
         let mut sent = 0;
-        while sent < datums.len() {
-            match self.queue(&datums[sent..]) {
-                None => return Err(closed(&datums, sent)),
+        while sent < frames.len() {
+            match self.queue(&frames, sent) {
+                None => return Err(closed(sent)),
                 Some(Queued::Sent(n)) => sent += n,
                 Some(Queued::Wait(n, full)) => {
                     sent += n;
                     tokio::select! {
-                        _ = self.shared.cancel.cancelled() => return Err(closed(&datums, sent)),
+                        _ = self.shared.cancel.cancelled() => return Err(closed(sent)),
                         _ = full.wait_room() => {}
                     }
                 }
@@ -223,14 +258,21 @@ impl Producer {
 
     /// Sends without waiting: `Offline`, `Full` or `Closed` hand the datum back.
     pub fn try_send(&self, datum: Bytes) -> Result<(), SendError> {
-        self.try_send_many(std::slice::from_ref(&datum)).map(|_| ())
+        self.try_send_many(&frames_of(std::slice::from_ref(&datum))?)
+            .map(|_| ())
     }
 
-    /// Queues as many of `datums` as go without waiting, in order, and says
-    /// how many (at least one); `Offline`, `Full` or `Closed` (with the
-    /// first datum) when none can go.
-    pub fn try_send_many(&self, datums: &[Bytes]) -> Result<usize, SendError> {
-        let first = || datums.first().cloned().unwrap_or_default();
+    /// Queues as many datums of `frames` as go without waiting, in order,
+    /// and says how many (at least one); `Offline`, `Full` or `Closed` (with
+    /// the first datum) when none can go.
+    pub fn try_send_many(&self, frames: &WireFrames) -> Result<usize, SendError> {
+        let first = || {
+            if frames.is_empty() {
+                Bytes::new()
+            } else {
+                frames.payload(0)
+            }
+        };
         if self.is_closed() {
             return Err(SendError::Closed(first()));
         }
@@ -241,24 +283,26 @@ impl Producer {
         let Ok(_order) = self.shared.order.try_lock() else {
             return Err(SendError::Full(first()));
         };
-        match self.queue(datums) {
+        match self.queue(frames, 0) {
             None => Err(SendError::Closed(first())),
             Some(Queued::Sent(n) | Queued::Wait(n, _)) if n > 0 => Ok(n),
             Some(_) => Err(SendError::Full(first())),
         }
     }
 
-    /// Puts the longest prefix of `datums` that every `Block` consumer has
-    /// room for into every outbox, applying the lagging policy to the
-    /// others; `None` once the producer is closed. The caller holds `order`.
-    fn queue(&self, datums: &[Bytes]) -> Option<Queued> {
+    /// Puts the longest run of `frames` from `from` on that every `Block`
+    /// consumer has room for into every outbox, applying the lagging
+    /// policy to the others; `None` once the producer is closed. The caller
+    /// holds `order`.
+    fn queue(&self, frames: &WireFrames, from: usize) -> Option<Queued> {
         let lagging = self.shared.config.lagging;
         let mut outlets = self.shared.outlets.lock().expect("outlets");
         if outlets.closed {
             return None;
         }
         outlets.list.retain(|o| !o.outbox.is_closed());
-        let mut take = datums.len();
+        let wanted = frames.len() - from;
+        let mut take = wanted;
         let mut full = None;
         if lagging == Lagging::Block {
             for outlet in &outlets.list {
@@ -269,9 +313,9 @@ impl Producer {
                 }
             }
         }
-        let batch = &datums[..take];
+        let batch = from..from + take;
         for outlet in outlets.list.iter_mut() {
-            if outlet.outbox.push_many(batch) < take {
+            if outlet.outbox.push(frames, batch.clone()) < take {
                 match lagging {
                     Lagging::Disconnect => outlet.stop(CloseReason::TooSlow),
                     Lagging::Drop | Lagging::Block => {}
@@ -279,10 +323,9 @@ impl Producer {
             }
         }
         drop(outlets);
-        let bytes = batch.iter().map(Bytes::len).sum();
-        self.shared.stats.record_many(take, bytes);
+        self.shared.stats.record_many(take, frames.payload_bytes(batch));
         Some(match full {
-            Some(outbox) if take < datums.len() => Queued::Wait(take, outbox),
+            Some(outbox) if take < wanted => Queued::Wait(take, outbox),
             _ => Queued::Sent(take),
         })
     }
@@ -360,13 +403,13 @@ async fn run_sender(
     guard.connected();
     let channel = guard.channel().clone();
     let connection = link.connection().clone();
-    let mut frames = VecDeque::with_capacity(MAX_COALESCED);
+    let mut runs = VecDeque::new();
     let reason = loop {
         let more = tokio::select! {
             biased;
             reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
             _ = connection.closed() => break None,
-            more = outbox.pop_many(MAX_COALESCED, &mut frames) => more,
+            more = outbox.pop_many(MAX_COALESCED, &mut runs) => more,
         };
         if !more {
             break Some(CloseReason::GracefulShutdown);
@@ -377,7 +420,7 @@ async fn run_sender(
             biased;
             reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
             _ = connection.closed() => break None,
-            written = write_frames(&mut link, &channel, &mut frames) => if written.is_err() { break None },
+            written = write_runs(&mut link, &channel, &mut runs) => if written.is_err() { break None },
         }
     };
     drop(guard);
@@ -386,8 +429,8 @@ async fn run_sender(
             // Frames already queued for this consumer still go out, within a
             // bound; then the stream ends and 204 follows once they arrived.
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
-                while !frames.is_empty() || outbox.try_pop_many(MAX_COALESCED, &mut frames) {
-                    write_frames(&mut link, &channel, &mut frames).await?;
+                while !runs.is_empty() || outbox.try_pop_many(MAX_COALESCED, &mut runs) {
+                    write_runs(&mut link, &channel, &mut runs).await?;
                 }
                 Ok::<_, crate::network::LinkError>(())
             })
@@ -412,19 +455,23 @@ impl Drop for CloseOnDrop {
     }
 }
 
-/// Writes `frames`, then flushes once. Cancel-safe: a frame leaves `frames`
-/// only once the link took it, so a graceful stop that interrupts a write
-/// (to get through a blocked one) still sends the rest.
-async fn write_frames(
+/// Writes `runs`, each handed to QUIC as one chunk. Cancel-safe: a run
+/// leaves `runs` (and its bytes leave it) only once the link took them, so
+/// a graceful stop that interrupts a write (to get through a blocked one)
+/// still sends the rest.
+async fn write_runs(
     link: &mut Link<StreamsProtocol>,
     channel: &Channel,
-    frames: &mut VecDeque<Bytes>,
+    runs: &mut VecDeque<FrameRun>,
 ) -> Result<(), crate::network::LinkError> {
-    while let Some(frame) = frames.front() {
-        let len = frame.len();
-        link.feed_raw(frame.clone()).await?;
-        frames.pop_front();
-        channel.stats().record(len);
+    while let Some(run) = runs.front_mut() {
+        if !run.wire.is_empty() {
+            link.write_wire(&mut run.wire).await?;
+        }
+        if run.wire.is_empty() {
+            channel.stats().record_many(run.frames, run.payload_bytes);
+            runs.pop_front();
+        }
     }
-    link.flush().await
+    Ok(())
 }
