@@ -45,7 +45,8 @@ async fn every_datum_arrives_in_order() {
         let batch = tokio::time::timeout(WAIT, consumer.recv_batch(512))
             .await
             .expect("datums keep coming");
-        for datum in batch {
+        let datums = batch.iter().flat_map(|arrival| arrival.deliveries());
+        for datum in datums {
             assert_eq!(u32::from_be_bytes(datum.payload[..].try_into().unwrap()), next);
             next += 1;
         }
@@ -82,7 +83,7 @@ async fn closing_the_producer_ends_the_subscription_for_good() {
         let batch = tokio::time::timeout(WAIT, consumer.recv_batch(1000))
             .await
             .expect("accepted datums are delivered");
-        for datum in batch {
+        for datum in batch.iter().flat_map(|arrival| arrival.deliveries()) {
             assert_eq!(
                 u32::from_be_bytes(datum.payload[..].try_into().unwrap()),
                 received

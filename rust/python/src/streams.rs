@@ -9,7 +9,7 @@ use mosaik_core::{
     Digest, Node,
     network::frames::{WireFrames, WireFramesBuilder},
     streams::{
-        BackoffConfig, Channel, Consumer, ConsumerConfig, Delivery, Lagging, Overflow, Producer,
+        Arrival, BackoffConfig, Channel, Consumer, ConsumerConfig, Lagging, Overflow, Producer,
         ProducerConfig, Require, SendError,
         datum::{decode_prefixed, decode_str, encode_prefixed},
         producer::{MAX_DATUM, frames_builder},
@@ -394,21 +394,25 @@ impl PyProducer {
 /// `bytes` in its place).
 type Batch = (Py<PyList>, Vec<(usize, u64)>, Vec<(usize, String)>);
 
-fn batch_for_python(py: Python<'_>, framing: Framing, deliveries: Vec<Delivery>) -> PyResult<Batch> {
+fn batch_for_python(py: Python<'_>, framing: Framing, arrivals: Vec<Arrival>) -> PyResult<Batch> {
     let mut runs: Vec<(usize, u64)> = Vec::new();
     let mut undecodable = Vec::new();
     let items = PyList::empty(py);
-    for (index, delivery) in deliveries.iter().enumerate() {
+    let mut index = 0;
+    for arrival in &arrivals {
         match runs.last_mut() {
-            Some((count, channel)) if *channel == delivery.channel => *count += 1,
-            _ => runs.push((1, delivery.channel)),
+            Some((count, channel)) if *channel == arrival.channel => *count += arrival.run.frames,
+            _ => runs.push((arrival.run.frames, arrival.channel)),
         }
-        match framing.decode(py, &delivery.payload) {
-            Ok(item) => items.append(item)?,
-            Err(reason) => {
-                items.append(PyBytes::new(py, &delivery.payload))?;
-                undecodable.push((index, reason));
+        for payload in arrival.run.payloads() {
+            match framing.decode(py, payload) {
+                Ok(item) => items.append(item)?,
+                Err(reason) => {
+                    items.append(PyBytes::new(py, payload))?;
+                    undecodable.push((index, reason));
+                }
             }
+            index += 1;
         }
     }
     Ok((items.unbind(), runs, undecodable))

@@ -7,7 +7,8 @@
 //! no panic; no frame over the limit; the frames re-encode to exactly the
 //! bytes consumed; a decode error means a length over the limit; the
 //! chunking does not change the frames; and the link's own reader cuts
-//! exactly the frames the codec does, refusing the same lengths.
+//! exactly the frames the codec does, refusing the same lengths, whether
+//! frame by frame or in runs (whose sizes the selector's low bits pick).
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
@@ -70,6 +71,31 @@ fn link_frames(stream: &[u8], max_frame: usize, chunk: usize) -> (Vec<Bytes>, bo
     (frames, false)
 }
 
+/// The same as runs of at most `max` frames (the streams receivers' way),
+/// each run checked for its own counts.
+fn link_runs(stream: &[u8], max_frame: usize, chunk: usize, max: usize) -> (Vec<Vec<u8>>, bool) {
+    let mut buffer = FrameBuffer::new(max_frame);
+    let mut frames = Vec::new();
+    for piece in stream.chunks(chunk.max(1)) {
+        buffer.push(Bytes::copy_from_slice(piece));
+        loop {
+            match buffer.next_run(max) {
+                Ok(Some(run)) => {
+                    let payloads: Vec<&[u8]> = run.payloads().collect();
+                    assert!(run.frames >= 1 && run.frames <= max);
+                    assert_eq!(payloads.len(), run.frames);
+                    assert_eq!(payloads.iter().map(|p| p.len()).sum::<usize>(), run.payload_bytes);
+                    assert_eq!(run.wire.len(), run.payload_bytes + 4 * run.frames);
+                    frames.extend(payloads.into_iter().map(<[u8]>::to_vec));
+                }
+                Ok(None) => break,
+                Err(_) => return (frames, true),
+            }
+        }
+    }
+    (frames, false)
+}
+
 fn refused_length(rest: &[u8], max_frame: usize) -> bool {
     rest.len() >= 4 && u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize > max_frame
 }
@@ -122,5 +148,13 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(cut.len(), frames.len(), "the link cut other frames than the codec");
     for (a, b) in cut.iter().zip(&frames) {
         assert_eq!(&a[..], &b[..], "the link cut other frames than the codec");
+    }
+
+    let run_max = usize::from(selector >> 2 & 7) * 37 + 1;
+    let (runs, runs_refused) = link_runs(stream, max_frame, chunk, run_max);
+    assert_eq!(runs_refused, refused, "runs refuse what the codec refuses");
+    assert_eq!(runs.len(), frames.len(), "runs hold other frames than the codec cut");
+    for (a, b) in runs.iter().zip(&frames) {
+        assert_eq!(&a[..], &b[..], "runs hold other frames than the codec cut");
     }
 });

@@ -77,6 +77,59 @@ impl FrameBuffer {
         Ok(Some(self.take(length)))
     }
 
+    /// Up to `max` next whole frames as one run: every frame that lies in
+    /// the first chunk is a slice of it, together; a frame straddling
+    /// chunks comes alone, copied together. A length over the limit ends
+    /// the run before it, and is refused when it comes first.
+    pub fn next_run(&mut self, max: usize) -> Result<Option<FrameRun>, FrameTooLarge> {
+        let Some(front) = self.chunks.front_mut() else {
+            return Ok(None);
+        };
+        let (mut end, mut frames, mut payload_bytes) = (0, 0, 0);
+        while frames < max.max(1) {
+            let Some(prefix) = front.get(end..end + PREFIX) else {
+                break;
+            };
+            let length = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
+            if length > self.max_frame || end + PREFIX + length > front.len() {
+                break;
+            }
+            end += PREFIX + length;
+            frames += 1;
+            payload_bytes += length;
+        }
+        if frames > 0 {
+            let wire = front.split_to(end);
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+            self.buffered -= end;
+            return Ok(Some(FrameRun {
+                wire,
+                frames,
+                payload_bytes,
+            }));
+        }
+        // The first frame is over the limit or straddles chunks.
+        if self.buffered < PREFIX {
+            return Ok(None);
+        }
+        let mut prefix = [0u8; PREFIX];
+        self.peek(&mut prefix);
+        let length = u32::from_be_bytes(prefix) as usize;
+        if length > self.max_frame {
+            return Err(FrameTooLarge(length));
+        }
+        if self.buffered < PREFIX + length {
+            return Ok(None);
+        }
+        Ok(Some(FrameRun {
+            wire: self.take(PREFIX + length),
+            frames: 1,
+            payload_bytes: length,
+        }))
+    }
+
     /// Copies the first `into.len()` buffered bytes (there are that many).
     fn peek(&self, into: &mut [u8]) {
         let mut filled = 0;
@@ -140,13 +193,54 @@ pub struct WireFrames {
     ends: Vec<usize>,
 }
 
-/// Whole frames cut from [`WireFrames`]: one chunk for the link to write.
+/// Whole frames back to back, as one chunk of the stream: cut from
+/// [`WireFrames`] for the link to write, or from what it read.
 #[derive(Clone, Debug)]
 pub struct FrameRun {
     pub wire: Bytes,
     pub frames: usize,
     /// Their payloads' bytes (`wire` without the length prefixes).
     pub payload_bytes: usize,
+}
+
+impl FrameRun {
+    /// The frames' payloads, in order, as slices of `wire`.
+    pub fn payloads(&self) -> Payloads<'_> {
+        Payloads { rest: &self.wire }
+    }
+
+    /// Splits off and returns the first `n` frames (`n` < `frames`).
+    pub fn split_to(&mut self, n: usize) -> FrameRun {
+        let (mut at, mut payload_bytes) = (0, 0);
+        for payload in self.payloads().take(n) {
+            at += PREFIX + payload.len();
+            payload_bytes += payload.len();
+        }
+        self.frames -= n;
+        self.payload_bytes -= payload_bytes;
+        FrameRun {
+            wire: self.wire.split_to(at),
+            frames: n,
+            payload_bytes,
+        }
+    }
+}
+
+/// The payloads of a [`FrameRun`].
+pub struct Payloads<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Payloads<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let prefix: [u8; PREFIX] = self.rest.get(..PREFIX)?.try_into().ok()?;
+        let end = PREFIX + u32::from_be_bytes(prefix) as usize;
+        let payload = self.rest.get(PREFIX..end)?;
+        self.rest = &self.rest[end..];
+        Some(payload)
+    }
 }
 
 impl WireFrames {
@@ -309,6 +403,64 @@ mod tests {
         assert_eq!(first.as_ptr(), stream[4..].as_ptr(), "no copy");
         assert_eq!(buffer.next_frame().unwrap().unwrap(), Bytes::from_static(b"defg"));
         assert_eq!(buffer.buffered(), 0);
+    }
+
+    /// Cuts `stream` (pushed in pieces of `chunk` bytes) into runs of at
+    /// most `max` frames.
+    fn cut_runs(stream: &[u8], chunk: usize, max: usize) -> (Vec<FrameRun>, Option<FrameTooLarge>) {
+        let mut buffer = FrameBuffer::new(1024);
+        let mut runs = Vec::new();
+        for piece in stream.chunks(chunk) {
+            buffer.push(Bytes::copy_from_slice(piece));
+            loop {
+                match buffer.next_run(max) {
+                    Ok(Some(run)) => runs.push(run),
+                    Ok(None) => break,
+                    Err(e) => return (runs, Some(e)),
+                }
+            }
+        }
+        (runs, None)
+    }
+
+    #[test]
+    fn runs_hold_the_same_frames_however_the_stream_is_chunked() {
+        let payloads: [&[u8]; 6] = [b"test", b"", &[7; 300], b"x", &[9; 40], b"yz"];
+        let stream = wire(&payloads);
+        for chunk in [1, 2, 3, 5, 64, 1200, stream.len()] {
+            for max in [1, 2, 100] {
+                let (runs, refused) = cut_runs(&stream, chunk, max);
+                assert_eq!(refused, None);
+                assert!(runs.iter().all(|r| r.frames <= max && r.frames > 0));
+                let got: Vec<&[u8]> = runs.iter().flat_map(|r| r.payloads()).collect();
+                assert_eq!(got, payloads, "chunks of {chunk}, runs of {max}");
+                let wire: Vec<u8> = runs.iter().flat_map(|r| r.wire.to_vec()).collect();
+                assert_eq!(wire, stream);
+                for run in &runs {
+                    assert_eq!(run.frames, run.payloads().count());
+                    assert_eq!(run.payload_bytes, run.payloads().map(<[u8]>::len).sum::<usize>());
+                }
+            }
+        }
+        let (runs, _) = cut_runs(&stream, stream.len(), 100);
+        assert_eq!(runs.len(), 1, "one chunk, one run");
+        let (_, refused) = cut_runs(&wire(&[b"ok", &[0; 1025]]), 3, 100);
+        assert_eq!(refused, Some(FrameTooLarge(1025)));
+    }
+
+    #[test]
+    fn a_run_splits_at_frame_bounds() {
+        let payloads: [&[u8]; 3] = [b"ab", b"", b"cde"];
+        let mut builder = WireFramesBuilder::new(16);
+        for payload in payloads {
+            builder.push_with(|buf| buf.put_slice(payload)).unwrap();
+        }
+        let mut run = builder.finish().run(0..3);
+        let head = run.split_to(2);
+        assert_eq!((head.frames, head.payload_bytes), (2, 2));
+        assert_eq!(head.payloads().collect::<Vec<_>>(), payloads[..2]);
+        assert_eq!((run.frames, run.payload_bytes), (1, 3));
+        assert_eq!(run.payloads().collect::<Vec<_>>(), [b"cde"]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
 
 use super::{
     close::{CloseReason, RemoteClose},
-    frames::{FrameBuffer, FrameTooLarge},
+    frames::{FrameBuffer, FrameRun, FrameTooLarge},
     protocol::Protocol,
 };
 use crate::primitives::encoding::{self, EncodingError};
@@ -201,19 +201,40 @@ impl<P: Protocol> Link<P> {
         loop {
             match self.frames.next_frame() {
                 Ok(Some(frame)) => return Ok(frame),
-                Ok(None) => {}
-                Err(FrameTooLarge(_)) => {
-                    self.close_now(CloseReason::ProtocolViolation);
-                    return Err(LinkError::FrameTooLarge(P::MAX_FRAME));
-                }
-            }
-            match self.reader.read_chunk(READ_CHUNK).await {
-                Ok(Some(chunk)) => self.frames.push(chunk.bytes),
-                // The stream ended (a partial frame left over is dropped).
-                Ok(None) => return Err(self.ended().await),
-                Err(e) => return Err(self.io_error(e.into())),
+                Ok(None) => self.read_more().await?,
+                Err(FrameTooLarge(_)) => return Err(self.refuse_oversized()),
             }
         }
+    }
+
+    /// Receives up to `max` frames that arrived together, as one run (see
+    /// `FrameBuffer::next_run`); errors as `recv_raw`. Cancel-safe.
+    pub async fn recv_run(&mut self, max: usize) -> Result<FrameRun, LinkError> {
+        loop {
+            match self.frames.next_run(max) {
+                Ok(Some(run)) => return Ok(run),
+                Ok(None) => self.read_more().await?,
+                Err(FrameTooLarge(_)) => return Err(self.refuse_oversized()),
+            }
+        }
+    }
+
+    /// Takes the stream's next chunk into the frame buffer. Cancel-safe.
+    async fn read_more(&mut self) -> Result<(), LinkError> {
+        match self.reader.read_chunk(READ_CHUNK).await {
+            Ok(Some(chunk)) => {
+                self.frames.push(chunk.bytes);
+                Ok(())
+            }
+            // The stream ended (a partial frame left over is dropped).
+            Ok(None) => Err(self.ended().await),
+            Err(e) => Err(self.io_error(e.into())),
+        }
+    }
+
+    fn refuse_oversized(&self) -> LinkError {
+        self.close_now(CloseReason::ProtocolViolation);
+        LinkError::FrameTooLarge(P::MAX_FRAME)
     }
 
     /// The peer ended its stream: a peer closing gracefully does that first

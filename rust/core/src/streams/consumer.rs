@@ -7,8 +7,9 @@
 //! that ended for good is tried again only once its producer's
 //! entry changes (a restart, a re-announce), so a gone stream is not dialled
 //! in a loop. A receiver connects, sends the handshake, checks `StartStream`
-//! (101 / 10404), then pushes every frame into the consumer's
-//! [`DeliveryQueue`]. How it reacts to a closed link follows mosaik: 401 →
+//! (101 / 10404), then pushes the frames into the consumer's
+//! [`DeliveryQueue`] as the runs the link cut them into, everything that
+//! has arrived at once. How it reacts to a closed link follows mosaik: 401 →
 //! catalog sync, then retry; 10403, 204, 10404, 101, a datum the reader
 //! cannot decode and local cancellation end it; anything else retries under
 //! the backoff.
@@ -30,7 +31,7 @@ use super::{
     HANDSHAKE_FRAME_LIMIT,
     backoff::{Backoff, BackoffConfig},
     handshake::{ConsumerHandshake, Criteria, StartStream},
-    queue::{Delivery, DeliveryQueue, Overflow},
+    queue::{Arrival, Delivery, DeliveryQueue, Overflow},
     require::Require,
     status::{Channel, ChannelGuard, Channels, Stats},
 };
@@ -127,17 +128,20 @@ impl Consumer {
 
     /// The next datum, or `None` once closed and drained.
     pub async fn recv(&self) -> Option<Delivery> {
-        self.shared.queue.pop_many(1).await.pop()
+        let arrivals = self.shared.queue.pop_many(1).await;
+        arrivals.first().and_then(|a| a.deliveries().next())
     }
 
-    /// Up to `max` datums, waiting for the first; empty once closed and drained.
-    pub async fn recv_batch(&self, max: usize) -> Vec<Delivery> {
+    /// Up to `max` datums, waiting for the first; empty once closed and
+    /// drained. They come as they arrived, in runs (`Arrival::deliveries`
+    /// splits one).
+    pub async fn recv_batch(&self, max: usize) -> Vec<Arrival> {
         self.shared.queue.pop_many(max).await
     }
 
     /// Up to `max` datums if any are ready; `Err(true)` once closed and
     /// drained, `Err(false)` when merely empty.
-    pub fn try_recv_batch(&self, max: usize) -> Result<Vec<Delivery>, bool> {
+    pub fn try_recv_batch(&self, max: usize) -> Result<Vec<Arrival>, bool> {
         self.shared.queue.try_pop_many(max)
     }
 
@@ -377,31 +381,32 @@ async fn session(
         Err(ending) => return ending,
     };
     guard.connected();
-    let mut batch = VecDeque::with_capacity(MAX_BATCH);
+    let mut batch = VecDeque::new();
     let ending = loop {
-        let frame = tokio::select! {
+        let run = tokio::select! {
             biased;
             _ = stop.cancelled() => break Ending::Terminal,
-            frame = link.recv_raw() => match frame {
-                Ok(frame) => frame,
+            run = link.recv_run(MAX_BATCH) => match run {
+                Ok(run) => run,
                 Err(e) => break classify(&e),
             },
         };
-        // Take every frame that has already arrived with it, and queue them
+        // Take everything that has already arrived with it, and queue it
         // under one lock: one reader wake per batch, not per datum.
         let mut ended = None;
-        let mut bytes = frame.len();
-        batch.push_back(Delivery {
+        let (mut datums, mut bytes) = (run.frames, run.payload_bytes);
+        batch.push_back(Arrival {
             channel: channel.key(),
-            payload: frame,
+            run,
         });
-        while batch.len() < MAX_BATCH {
-            match link.recv_raw().now_or_never() {
-                Some(Ok(frame)) => {
-                    bytes += frame.len();
-                    batch.push_back(Delivery {
+        while datums < MAX_BATCH {
+            match link.recv_run(MAX_BATCH - datums).now_or_never() {
+                Some(Ok(run)) => {
+                    datums += run.frames;
+                    bytes += run.payload_bytes;
+                    batch.push_back(Arrival {
                         channel: channel.key(),
-                        payload: frame,
+                        run,
                     });
                 }
                 Some(Err(e)) => {
@@ -411,8 +416,8 @@ async fn session(
                 None => break,
             }
         }
-        shared.stats.record_many(batch.len(), bytes);
-        channel.stats().record_many(batch.len(), bytes);
+        shared.stats.record_many(datums, bytes);
+        channel.stats().record_many(datums, bytes);
         backoff.reset();
         tokio::select! {
             biased;

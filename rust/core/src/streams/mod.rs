@@ -36,7 +36,7 @@ pub use self::{
     backoff::BackoffConfig,
     consumer::{Consumer, ConsumerConfig},
     producer::{Lagging, Producer, ProducerConfig, SendError},
-    queue::{Delivery, Overflow},
+    queue::{Arrival, Delivery, Overflow},
     require::Require,
     status::{Channel, State, Stats},
 };

@@ -7,6 +7,9 @@
 //! drop the new one. Readers are woken when the queue goes from empty to
 //! non-empty, not once per datum, and take many datums per wake. A reader
 //! outside tokio (Python's event loop) waits on a [`ReadySignal`] instead.
+//! Datums that arrived together stay together ([`Arrival`]: one run of
+//! wire frames, as the link cut it): queueing and taking them costs one
+//! step per run, not per datum, and the bound still counts datums.
 
 use std::{
     collections::VecDeque,
@@ -22,6 +25,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::ready::ReadySignal;
+use crate::network::frames::FrameRun;
 
 /// What a full queue does with a new datum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +45,49 @@ pub struct Delivery {
     pub payload: Bytes,
 }
 
+/// Datums that arrived together through one channel.
+#[derive(Clone, Debug)]
+pub struct Arrival {
+    pub channel: u64,
+    pub run: FrameRun,
+}
+
+impl Arrival {
+    /// Each datum on its own (slices of the run, not copies).
+    pub fn deliveries(&self) -> impl Iterator<Item = Delivery> + '_ {
+        self.run.payloads().map(|payload| Delivery {
+            channel: self.channel,
+            payload: self.run.wire.slice_ref(payload),
+        })
+    }
+}
+
+/// Moves the first `n` datums of `from` (splitting a run if need be) to
+/// `into`; returns how many there were.
+fn take_datums(from: &mut VecDeque<Arrival>, n: usize, mut into: impl FnMut(Arrival)) -> usize {
+    let mut taken = 0;
+    while taken < n {
+        let Some(front) = from.front_mut() else { break };
+        let want = n - taken;
+        if front.run.frames <= want {
+            taken += front.run.frames;
+            into(from.pop_front().expect("a front"));
+        } else {
+            let head = front.run.split_to(want);
+            taken += want;
+            into(Arrival {
+                channel: front.channel,
+                run: head,
+            });
+        }
+    }
+    taken
+}
+
+fn datums_in(arrivals: &VecDeque<Arrival>) -> usize {
+    arrivals.iter().map(|a| a.run.frames).sum()
+}
+
 /// The queue was closed: nothing more is accepted.
 #[derive(Debug)]
 pub struct QueueClosed;
@@ -57,8 +104,17 @@ pub struct DeliveryQueue {
 }
 
 struct State {
-    items: VecDeque<Delivery>,
+    items: VecDeque<Arrival>,
+    /// Datums in `items`.
+    len: usize,
     closed: bool,
+}
+
+impl State {
+    fn push(&mut self, arrival: Arrival) {
+        self.len += arrival.run.frames;
+        self.items.push_back(arrival);
+    }
 }
 
 impl DeliveryQueue {
@@ -68,7 +124,8 @@ impl DeliveryQueue {
             capacity,
             overflow,
             state: Mutex::new(State {
-                items: VecDeque::with_capacity(capacity.min(4096)),
+                items: VecDeque::new(),
+                len: 0,
                 closed: false,
             }),
             readable: Notify::new(),
@@ -83,10 +140,10 @@ impl DeliveryQueue {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Queues `deliveries` in order (emptying it) under one lock at a time,
+    /// Queues `arrivals` in order (emptying it) under one lock at a time,
     /// applying the overflow policy when full: `Block` waits for room for
     /// the rest, the drop policies never wait.
-    pub async fn push_many(&self, deliveries: &mut VecDeque<Delivery>) -> Result<(), QueueClosed> {
+    pub async fn push_many(&self, arrivals: &mut VecDeque<Arrival>) -> Result<(), QueueClosed> {
         loop {
             let mut writable = pin!(self.writable.notified());
             writable.as_mut().enable();
@@ -95,33 +152,32 @@ impl DeliveryQueue {
                 if state.closed {
                     return Err(QueueClosed);
                 }
-                let was_empty = state.items.is_empty();
-                let room = self.capacity - state.items.len();
+                let was_empty = state.len == 0;
+                let room = self.capacity - state.len;
                 let dropped = match self.overflow {
                     Overflow::Block => {
-                        let fit = room.min(deliveries.len());
-                        state.items.extend(deliveries.drain(..fit));
+                        take_datums(arrivals, room, |a| state.push(a));
                         0
                     }
                     Overflow::DropNewest => {
-                        let fit = room.min(deliveries.len());
-                        state.items.extend(deliveries.drain(..fit));
-                        let dropped = deliveries.len();
-                        deliveries.clear();
+                        take_datums(arrivals, room, |a| state.push(a));
+                        let dropped = datums_in(arrivals);
+                        arrivals.clear();
                         dropped
                     }
                     Overflow::DropOldest => {
                         // Keep the newest `capacity`: first what was queued
                         // longest, then the oldest of the new ones, go.
-                        let excess = deliveries.len().saturating_sub(room);
-                        let from_queue = excess.min(state.items.len());
-                        state.items.drain(..from_queue);
-                        deliveries.drain(..excess - from_queue);
-                        state.items.extend(deliveries.drain(..));
+                        let excess = datums_in(arrivals).saturating_sub(room);
+                        let from_queue = excess.min(state.len);
+                        take_datums(&mut state.items, from_queue, drop);
+                        state.len -= from_queue;
+                        take_datums(arrivals, excess - from_queue, drop);
+                        arrivals.drain(..).for_each(|a| state.push(a));
                         excess
                     }
                 };
-                let readable = !state.items.is_empty();
+                let readable = state.len > 0;
                 drop(state);
                 if dropped > 0 {
                     self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
@@ -132,7 +188,7 @@ impl DeliveryQueue {
                 if readable {
                     self.fire_ready();
                 }
-                if deliveries.is_empty() {
+                if arrivals.is_empty() {
                     return Ok(());
                 }
             }
@@ -141,7 +197,7 @@ impl DeliveryQueue {
     }
 
     /// Up to `max` datums, waiting for the first; empty once closed and drained.
-    pub async fn pop_many(&self, max: usize) -> Vec<Delivery> {
+    pub async fn pop_many(&self, max: usize) -> Vec<Arrival> {
         loop {
             let mut readable = pin!(self.readable.notified());
             readable.as_mut().enable();
@@ -155,15 +211,16 @@ impl DeliveryQueue {
 
     /// Up to `max` datums if any are queued; `Err(true)` once closed and
     /// drained, `Err(false)` when merely empty.
-    pub fn try_pop_many(&self, max: usize) -> Result<Vec<Delivery>, bool> {
+    pub fn try_pop_many(&self, max: usize) -> Result<Vec<Arrival>, bool> {
         let mut state = self.state.lock().expect("queue");
-        if state.items.is_empty() {
+        if state.len == 0 {
             return Err(state.closed);
         }
-        let was_full = state.items.len() >= self.capacity;
-        let take = max.max(1).min(state.items.len());
-        let batch: Vec<Delivery> = state.items.drain(..take).collect();
-        let more = !state.items.is_empty();
+        let was_full = state.len >= self.capacity;
+        let mut batch = Vec::new();
+        let taken = take_datums(&mut state.items, max.max(1), |a| batch.push(a));
+        state.len -= taken;
+        let more = state.len > 0;
         drop(state);
         if was_full {
             self.writable.notify_waiters();
@@ -200,7 +257,7 @@ impl DeliveryQueue {
         };
         signal.arm();
         let state = self.state.lock().expect("queue");
-        if !state.items.is_empty() || state.closed {
+        if state.len > 0 || state.closed {
             signal.disarm();
             return true;
         }
@@ -225,29 +282,45 @@ impl DeliveryQueue {
 mod tests {
     use std::{sync::Arc, time::Duration};
 
+    use bytes::BufMut;
+
     use super::*;
+    use crate::network::frames::WireFramesBuilder;
 
     impl DeliveryQueue {
-        /// One datum, as the receivers' batches do it.
-        async fn push(&self, delivery: Delivery) -> Result<(), QueueClosed> {
-            self.push_many(&mut VecDeque::from([delivery])).await
+        /// One arrival, as the receivers' batches do it.
+        async fn push(&self, arrival: Arrival) -> Result<(), QueueClosed> {
+            self.push_many(&mut VecDeque::from([arrival])).await
         }
     }
 
-    fn datum(n: u8) -> Delivery {
-        Delivery {
+    /// Datums `ns` (one byte each) arrived together.
+    fn arrival(ns: impl IntoIterator<Item = u8>) -> Arrival {
+        let mut frames = WireFramesBuilder::new(16);
+        let mut count = 0;
+        for n in ns {
+            frames.push_with(|buf| buf.put_u8(n)).unwrap();
+            count += 1;
+        }
+        Arrival {
             channel: 1,
-            payload: Bytes::from(vec![n]),
+            run: frames.finish().run(0..count),
         }
     }
 
-    fn payloads(batch: Vec<Delivery>) -> Vec<u8> {
-        batch.into_iter().map(|d| d.payload[0]).collect()
+    fn datum(n: u8) -> Arrival {
+        arrival([n])
+    }
+
+    fn payloads(batch: Vec<Arrival>) -> Vec<u8> {
+        let datums = batch.iter().flat_map(|a| a.deliveries().collect::<Vec<_>>());
+        datums.map(|d| d.payload[0]).collect()
     }
 
     #[tokio::test]
     async fn a_batch_larger_than_the_queue_follows_each_policy() {
-        let batch = || (0..5).map(datum).collect::<VecDeque<_>>();
+        // Five datums that arrived as two runs.
+        let batch = || VecDeque::from([arrival(0..2), arrival(2..5)]);
         let newest = DeliveryQueue::new(3, Overflow::DropOldest);
         newest.push(datum(9)).await.unwrap();
         newest.push_many(&mut batch()).await.unwrap();
@@ -310,8 +383,9 @@ mod tests {
             let batch = tokio::time::timeout(Duration::from_secs(5), queue.pop_many(7))
                 .await
                 .expect("a reader is woken");
-            assert!(batch.len() <= 2, "never more than the capacity is queued");
-            seen.extend(payloads(batch));
+            let got = payloads(batch);
+            assert!(got.len() <= 2, "never more than the capacity is queued");
+            seen.extend(got);
         }
         writer.await.unwrap();
         assert_eq!(seen, (0..100).collect::<Vec<u8>>());
@@ -366,7 +440,7 @@ mod tests {
         assert!(queue.arm_ready(), "a datum is queued: no wait");
         queue.push(datum(2)).await.unwrap();
         assert!(!readable(), "not armed while data was there");
-        assert_eq!(queue.try_pop_many(8).unwrap().len(), 2);
+        assert_eq!(payloads(queue.try_pop_many(8).unwrap()), [1, 2]);
         assert!(!queue.arm_ready());
         queue.close();
         assert!(readable(), "closing wakes the reader");
