@@ -408,7 +408,9 @@ class Consumer:
             end = min([end, *(i for i in self._undecodable if i >= start)])
             if end == start:
                 return [self._take_one()]
-        chunk = self._pending[start:end]
+        pending = self._pending
+        # The whole buffer goes as it is (it is replaced below), not copied.
+        chunk = pending if start == 0 and end == len(pending) else pending[start:end]
         if self._decode is not None:
             try:
                 chunk = list(map(self._decode, chunk))
