@@ -4,8 +4,9 @@ Rust mosaik 0.3.13, pyzmq and eclipse-zenoh, all measured in the same run.
     pip install .                  # the mosaik package measured: a RELEASE wheel
     pip install '.[bench]'         # pyzmq and eclipse-zenoh (their rows are skipped without)
     python benches/run.py          # full: 5 runs per figure, about 10 minutes
-    python benches/run.py --quick  # 3 runs, 0.5 s windows, 16-node convergence, no
-                                   # PUSH/PULL row, no retries: 2-3 minutes
+    python benches/run.py --quick  # 3 runs, 0.5 s windows, 16-node convergence, a
+                                   # 4 s pause, no PUSH/PULL row, no retries, 4 s
+                                   # setup bound: under 2 minutes
 
 It measures the installed ``mosaik`` package, so install a release build
 (``pip install .`` builds one); a development wheel is much slower. To build
@@ -94,13 +95,6 @@ REPO = BENCHES.parent
 WORKER = BENCHES / "_worker.py"
 ALTERNATIVES = BENCHES / "_alternatives.py"
 
-#: Bound for starting nodes, subscribing and meeting, per step. Setup takes
-#: a few seconds; a run that needs longer has hit a stalled connection (see
-#: Settings.retries) and is better repeated than waited for.
-SETUP_TIMEOUT_S = 8.0
-#: Warm-up of fan-out runs at least: 16 fresh subscriptions take a moment to
-#: all carry data.
-FANOUT_WARMUP_S = 1.0
 #: Producers keep sending this long after the consumers' windows end.
 PRODUCER_TAIL_S = 0.3
 #: Datums that may wait for the slowest consumer: mosaik's default buffer,
@@ -129,6 +123,16 @@ class Settings:
     # local relay now and then leaves one of many concurrent subscriptions
     # connecting forever; failures are counted in the table either way.
     retries: int
+    # Bound for starting nodes, subscribing and meeting, per step. Setup takes
+    # under a second; a run that needs longer has hit a stalled connection
+    # and is better repeated (or counted as failed) than waited for.
+    setup_timeout_s: float
+    # Warm-up of fan-out runs at least: 16 fresh subscriptions take a moment
+    # to all carry data.
+    fanout_warmup_s: float
+    # Idle time before memory is read, for the RSS of fresh nodes and
+    # subscriptions to settle.
+    settle_s: float
     fanout_consumers: int = 16
     fanout_processes: int = 2
 
@@ -146,13 +150,16 @@ FULL = Settings(
     converge_timeout_s=20.0,
     push_pull=True,
     retries=1,
+    setup_timeout_s=8.0,
+    fanout_warmup_s=1.0,
+    settle_s=1.0,
 )
 QUICK = Settings(
     runs=3,
     warmup_s=0.2,
     window_s=0.5,
     latency_window_s=1.0,
-    pause_s=10.0,
+    pause_s=4.0,
     idle_nodes=8,
     subscriptions=16,
     memory_runs=1,
@@ -160,6 +167,9 @@ QUICK = Settings(
     converge_timeout_s=10.0,
     push_pull=False,
     retries=0,
+    setup_timeout_s=4.0,
+    fanout_warmup_s=0.5,
+    settle_s=0.5,
 )
 
 
@@ -290,7 +300,7 @@ class Suite:
         self.notes: list[str] = []
         self._stack = ExitStack()
         relay_process = self._stack.enter_context(Process("relay", [str(peer)]))
-        self.relay: str = relay_process.ask({"cmd": "relay"}, SETUP_TIMEOUT_S)["url"]
+        self.relay: str = relay_process.ask({"cmd": "relay"}, settings.setup_timeout_s)["url"]
 
     def close(self) -> None:
         self._stack.close()
@@ -330,11 +340,12 @@ class Suite:
         network = f"bench-{uuid.uuid4().hex[:12]}"
         stream = "bench-stream"
         produce_s = warmup + (pause_s or 0.0) + window + PRODUCER_TAIL_S
-        limit = 2 * SETUP_TIMEOUT_S + produce_s + 10
+        setup = s.setup_timeout_s
+        limit = 2 * setup + produce_s + 10
         with ExitStack() as stack:
             producer = stack.enter_context(Process("producer", argv))
             address = producer.ask(
-                {"cmd": "start", "network": network, "relay": self.relay}, SETUP_TIMEOUT_S
+                {"cmd": "start", "network": network, "relay": self.relay}, setup
             )["address"]
             # The producer opens its stream first, so every consumer node finds it
             # in the catalog it syncs on joining rather than waiting for gossip.
@@ -350,7 +361,7 @@ class Suite:
                     "inflight": max(16, min(1024, INFLIGHT_BYTES // size)),
                     "mode": mode,
                     # It waits from before the consumers' processes start.
-                    "timeout_ms": int(2 * SETUP_TIMEOUT_S * 1000),
+                    "timeout_ms": int(2 * setup * 1000),
                 }
             )
             readers = [
@@ -371,7 +382,7 @@ class Suite:
                         "latency": rate is not None,
                         "pause_s": pause_s,
                         "mode": mode,
-                        "timeout_ms": int(SETUP_TIMEOUT_S * 1000),
+                        "timeout_ms": int(setup * 1000),
                     }
                 )
             sampler = RssSampler([producer.pid, readers[0].pid]) if pause_s else None
@@ -411,7 +422,7 @@ class Suite:
                     "nodes": self.settings.converge_nodes,
                     "timeout_ms": int(self.settings.converge_timeout_s * 1000),
                 },
-                self.settings.converge_timeout_s + 2 * SETUP_TIMEOUT_S,
+                self.settings.converge_timeout_s + 2 * self.settings.setup_timeout_s,
             )
         return float(answer["elapsed_ms"]) / 1000
 
@@ -425,10 +436,10 @@ class Suite:
                     "network": f"bench-{uuid.uuid4().hex[:12]}",
                     "relay": self.relay,
                     "nodes": nodes,
-                    "settle_ms": 1000,
-                    "timeout_ms": int(SETUP_TIMEOUT_S * 1000),
+                    "settle_ms": int(self.settings.settle_s * 1000),
+                    "timeout_ms": int(self.settings.setup_timeout_s * 1000),
                 },
-                2 * SETUP_TIMEOUT_S + 10,
+                2 * self.settings.setup_timeout_s + 10,
             )
         return float(answer["rss_after_kib"] - answer["rss_before_kib"]) / nodes
 
@@ -436,13 +447,15 @@ class Suite:
         """KiB of resident memory per subscription, producer and consumer together."""
         count = self.settings.subscriptions
         network = f"bench-{uuid.uuid4().hex[:12]}"
-        limit = 2 * SETUP_TIMEOUT_S + 10
+        setup = self.settings.setup_timeout_s
+        limit = 2 * setup + 10
         with Process("producers", argv) as producer, Process("consumers", argv) as consumer:
             address = producer.ask(
-                {"cmd": "start", "network": network, "relay": self.relay}, SETUP_TIMEOUT_S
+                {"cmd": "start", "network": network, "relay": self.relay}, setup
             )["address"]
-            common = {"prefix": "bench-sub", "count": count, "settle_ms": 1000}
-            timeout_ms = int(SETUP_TIMEOUT_S * 1000)
+            settle_ms = int(self.settings.settle_s * 1000)
+            common = {"prefix": "bench-sub", "count": count, "settle_ms": settle_ms}
+            timeout_ms = int(setup * 1000)
             producer.send({"cmd": "bench_hold_producers", **common, "timeout_ms": timeout_ms})
             consumer.send(
                 {
@@ -756,7 +769,7 @@ def run_rows(suite: Suite, only: set[str] | None) -> Runner:
             "size": 64,
             "consumers": n,
             "processes": procs,
-            "warmup_s": max(s.warmup_s, FANOUT_WARMUP_S),
+            "warmup_s": max(s.warmup_s, s.fanout_warmup_s),
         }
         figures = runner.interleaved(
             {
