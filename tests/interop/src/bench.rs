@@ -557,7 +557,14 @@ impl Joining {
 /// iroh's DNS address lookup (none on loopback) those dials find no
 /// address, and of 16 or 32 concurrent nodes some never meet anyone. The
 /// catalog exchange carries every known entry with its addresses.
+///
+/// The bootstrap peers are dialled at their direct addresses only (see
+/// [`direct_only`]); everything else still learns, and uses, full addresses.
 async fn build_nodes(joining: &Joining, count: usize, wait: Duration) -> Result<Vec<Network>> {
+    let joining = &Joining {
+        bootstrap: joining.bootstrap.iter().map(direct_only).collect(),
+        ..joining.clone()
+    };
     let builds = (0..count).map(|_| {
         let options = NodeOptions {
             network: joining.network.clone(),
@@ -577,8 +584,8 @@ async fn build_nodes(joining: &Joining, count: usize, wait: Duration) -> Result<
                     .context("timed out dialing the bootstrap peers")?;
                 for peer in &joining.bootstrap {
                     // Best effort, as `dial` is: a stalled exchange (iroh 0.97
-                    // now and then stalls a follow-up connection to a peer,
-                    // see `tests/interop/conftest.py`) leaves gossip to it.
+                    // now and then stalls a connection to a peer, see
+                    // `direct_only`) leaves gossip to it.
                     let synced = timeout(
                         BOOTSTRAP_SYNC_TIMEOUT,
                         network.discovery().sync_with(peer.clone()),
@@ -593,6 +600,27 @@ async fn build_nodes(joining: &Joining, count: usize, wait: Duration) -> Result<
         }
     });
     try_join_all(builds).await
+}
+
+/// `addr` without its relay URL, when it has a direct address to use instead.
+///
+/// A first dial to a peer with no path yet sends its QUIC Initials on every
+/// known path at once, relay and direct (iroh 0.97
+/// `socket/remote_map/remote_state.rs:406-440`). When the bootstrap peer, busy
+/// with many joining nodes, reads the relay copy before the direct one, the
+/// connection is bound to the relay path; the late direct copy then sets that
+/// path's local IP before it is dropped (noq-proto 0.16
+/// `connection/mod.rs:2136-2189`, then 3887-3903), so every later relay packet
+/// of the handshake is dropped too. The joining node believes it is connected;
+/// the bootstrap peer never completes the handshake: the catalog sync stalls
+/// (5 s) and the node may never meet anyone. With direct addresses only, the
+/// first connection is direct and later dials to that peer reuse its path. On
+/// loopback the direct path is the one every connection ends up on anyway.
+fn direct_only(addr: &EndpointAddr) -> EndpointAddr {
+    if addr.ip_addrs().next().is_none() {
+        return addr.clone();
+    }
+    EndpointAddr::from_parts(addr.id, addr.addrs.iter().filter(|a| a.is_ip()).cloned())
 }
 
 /// Waits until `network`'s catalog holds at least `peers` signed entries.
