@@ -4,8 +4,8 @@ Rust mosaik 0.3.13, pyzmq and eclipse-zenoh, all measured in the same run.
     pip install .                  # the mosaik package measured: a RELEASE wheel
     pip install '.[bench]'         # pyzmq and eclipse-zenoh (their rows are skipped without)
     python benches/run.py          # full: 5 runs per figure, about 10 minutes
-    python benches/run.py --quick  # 3 runs, 0.5 s windows, 16-node convergence, a
-                                   # 4 s pause, no PUSH/PULL row, no retries, 4 s
+    python benches/run.py --quick  # 3 runs, 0.3 s windows, 16-node convergence, a
+                                   # 2 s pause, no PUSH/PULL row, no retries, 4 s
                                    # setup bound: under 2 minutes
 
 It measures the installed ``mosaik`` package, so install a release build
@@ -95,8 +95,6 @@ REPO = BENCHES.parent
 WORKER = BENCHES / "_worker.py"
 ALTERNATIVES = BENCHES / "_alternatives.py"
 
-#: Producers keep sending this long after the consumers' windows end.
-PRODUCER_TAIL_S = 0.3
 #: Datums that may wait for the slowest consumer: mosaik's default buffer,
 #: fewer for big datums so that a run holds at most 64 MiB in flight.
 INFLIGHT_BYTES = 64 << 20
@@ -133,6 +131,8 @@ class Settings:
     # Idle time before memory is read, for the RSS of fresh nodes and
     # subscriptions to settle.
     settle_s: float
+    # Producers keep sending this long after the consumers' windows end.
+    tail_s: float
     fanout_consumers: int = 16
     fanout_processes: int = 2
 
@@ -153,23 +153,27 @@ FULL = Settings(
     setup_timeout_s=8.0,
     fanout_warmup_s=1.0,
     settle_s=1.0,
+    tail_s=0.3,
 )
 QUICK = Settings(
     runs=3,
     warmup_s=0.2,
-    window_s=0.5,
-    latency_window_s=1.0,
-    pause_s=4.0,
+    window_s=0.3,
+    latency_window_s=0.5,
+    pause_s=2.0,
     idle_nodes=8,
     subscriptions=16,
     memory_runs=1,
     converge_nodes=16,
-    converge_timeout_s=10.0,
+    converge_timeout_s=8.0,
     push_pull=False,
     retries=0,
     setup_timeout_s=4.0,
-    fanout_warmup_s=0.5,
+    # 16 fresh subscriptions need about a second to all carry data at full
+    # speed (measured: 0.5 s gave 0.1-0.9M datums/s, 1 s 1.8-3.9M).
+    fanout_warmup_s=1.0,
     settle_s=0.5,
+    tail_s=0.1,
 )
 
 
@@ -339,7 +343,7 @@ class Suite:
         warmup = warmup_s if warmup_s is not None else s.warmup_s
         network = f"bench-{uuid.uuid4().hex[:12]}"
         stream = "bench-stream"
-        produce_s = warmup + (pause_s or 0.0) + window + PRODUCER_TAIL_S
+        produce_s = warmup + (pause_s or 0.0) + window + s.tail_s
         setup = s.setup_timeout_s
         limit = 2 * setup + produce_s + 10
         with ExitStack() as stack:
