@@ -11,7 +11,7 @@ use mosaik_core::{
     streams::{
         Arrival, BackoffConfig, Channel, Consumer, ConsumerConfig, Lagging, Overflow, Producer,
         ProducerConfig, Require, SendError,
-        datum::{decode_prefixed, decode_str, encode_prefixed},
+        datum::{decode_prefixed, decode_str, encode_prefixed, prefixed_len},
         producer::{MAX_DATUM, frames_builder},
     },
 };
@@ -107,8 +107,12 @@ impl Framing {
             if data.len() > MAX_DATUM {
                 return Err(too_large(data.len()));
             }
+            let encoded_len = match self {
+                Framing::Raw => data.len(),
+                Framing::Bytes | Framing::Str => prefixed_len(data.len()),
+            };
             frames
-                .push_with(|buf| match self {
+                .push_with(encoded_len, |buf| match self {
                     Framing::Raw => buf.extend_from_slice(data),
                     Framing::Bytes | Framing::Str => encode_prefixed(buf, data),
                 })

@@ -61,6 +61,16 @@ impl FrameBuffer {
 
     /// The next whole frame's payload, if all of it is here.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, FrameTooLarge> {
+        let Some(length) = self.whole_frame_length()? else {
+            return Ok(None);
+        };
+        self.skip(PREFIX);
+        Ok(Some(self.take(length)))
+    }
+
+    /// The payload length of the next frame if all of it is buffered;
+    /// refuses a length over the limit as soon as its 4 bytes are there.
+    fn whole_frame_length(&self) -> Result<Option<usize>, FrameTooLarge> {
         if self.buffered < PREFIX {
             return Ok(None);
         }
@@ -70,11 +80,7 @@ impl FrameBuffer {
         if length > self.max_frame {
             return Err(FrameTooLarge(length));
         }
-        if self.buffered < PREFIX + length {
-            return Ok(None);
-        }
-        self.skip(PREFIX);
-        Ok(Some(self.take(length)))
+        Ok((self.buffered >= PREFIX + length).then_some(length))
     }
 
     /// Up to `max` next whole frames as one run: every frame that lies in
@@ -111,18 +117,9 @@ impl FrameBuffer {
             }));
         }
         // The first frame is over the limit or straddles chunks.
-        if self.buffered < PREFIX {
+        let Some(length) = self.whole_frame_length()? else {
             return Ok(None);
-        }
-        let mut prefix = [0u8; PREFIX];
-        self.peek(&mut prefix);
-        let length = u32::from_be_bytes(prefix) as usize;
-        if length > self.max_frame {
-            return Err(FrameTooLarge(length));
-        }
-        if self.buffered < PREFIX + length {
-            return Ok(None);
-        }
+        };
         Ok(Some(FrameRun {
             wire: self.take(PREFIX + length),
             frames: 1,
@@ -244,13 +241,6 @@ impl<'a> Iterator for Payloads<'a> {
 }
 
 impl WireFrames {
-    /// One frame holding `payload`.
-    pub fn single(payload: &[u8], max_frame: usize) -> Result<Self, FrameTooLarge> {
-        let mut builder = WireFramesBuilder::new(max_frame);
-        builder.push_with(|buf| buf.put_slice(payload))?;
-        Ok(builder.finish())
-    }
-
     /// How many frames.
     pub fn len(&self) -> usize {
         self.ends.len()
@@ -269,37 +259,34 @@ impl WireFrames {
         self.wire.slice(self.start(index) + PREFIX..self.ends[index])
     }
 
+    /// Where the frames in `range` lie in the buffer.
+    fn bytes(&self, range: Range<usize>) -> Range<usize> {
+        let start = self.start(range.start);
+        if range.is_empty() {
+            start..start
+        } else {
+            start..self.ends[range.end - 1]
+        }
+    }
+
     /// Payload bytes of the frames in `range`.
     pub fn payload_bytes(&self, range: Range<usize>) -> usize {
-        if range.is_empty() {
-            return 0;
-        }
-        self.ends[range.end - 1] - self.start(range.start) - PREFIX * range.len()
+        self.bytes(range.clone()).len() - PREFIX * range.len()
     }
 
     /// The frames in `range` on their own (sharing the buffer).
     pub fn slice(&self, range: Range<usize>) -> WireFrames {
-        let base = self.start(range.start);
-        let end = if range.is_empty() {
-            base
-        } else {
-            self.ends[range.end - 1]
-        };
+        let bytes = self.bytes(range.clone());
         WireFrames {
-            wire: self.wire.slice(base..end),
-            ends: self.ends[range].iter().map(|e| e - base).collect(),
+            ends: self.ends[range].iter().map(|e| e - bytes.start).collect(),
+            wire: self.wire.slice(bytes),
         }
     }
 
     /// The frames in `range` as one chunk of the stream.
     pub fn run(&self, range: Range<usize>) -> FrameRun {
-        let bytes = if range.is_empty() {
-            0..0
-        } else {
-            self.start(range.start)..self.ends[range.end - 1]
-        };
         FrameRun {
-            wire: self.wire.slice(bytes),
+            wire: self.wire.slice(self.bytes(range.clone())),
             frames: range.len(),
             payload_bytes: self.payload_bytes(range),
         }
@@ -322,17 +309,15 @@ impl WireFramesBuilder {
         }
     }
 
-    pub fn with_capacity(max_frame: usize, frames: usize, bytes: usize) -> Self {
-        Self {
-            buf: BytesMut::with_capacity(bytes),
-            ends: Vec::with_capacity(frames),
-            max_frame,
-        }
-    }
-
-    /// Appends one frame whose payload `write` puts into the buffer; a
-    /// payload over the limit is taken back out and refused.
-    pub fn push_with(&mut self, write: impl FnOnce(&mut BytesMut)) -> Result<(), FrameTooLarge> {
+    /// Appends one frame whose payload (of `payload_len` bytes, or about
+    /// that: it is what is reserved) `write` puts into the buffer; a payload
+    /// over the limit is taken back out and refused.
+    pub fn push_with(
+        &mut self,
+        payload_len: usize,
+        write: impl FnOnce(&mut BytesMut),
+    ) -> Result<(), FrameTooLarge> {
+        self.buf.reserve(PREFIX + payload_len);
         let start = self.buf.len();
         self.buf.put_u32(0);
         write(&mut self.buf);
@@ -453,7 +438,9 @@ mod tests {
         let payloads: [&[u8]; 3] = [b"ab", b"", b"cde"];
         let mut builder = WireFramesBuilder::new(16);
         for payload in payloads {
-            builder.push_with(|buf| buf.put_slice(payload)).unwrap();
+            builder
+                .push_with(payload.len(), |buf| buf.put_slice(payload))
+                .unwrap();
         }
         let mut run = builder.finish().run(0..3);
         let head = run.split_to(2);
@@ -468,7 +455,9 @@ mod tests {
         let payloads: [&[u8]; 4] = [b"test", b"", &[7; 300], b"x"];
         let mut builder = WireFramesBuilder::new(1024);
         for payload in payloads {
-            builder.push_with(|buf| buf.put_slice(payload)).unwrap();
+            builder
+                .push_with(payload.len(), |buf| buf.put_slice(payload))
+                .unwrap();
         }
         let frames = builder.finish();
         assert_eq!(frames.len(), 4);
@@ -489,15 +478,14 @@ mod tests {
     #[test]
     fn a_payload_over_the_limit_is_refused_and_leaves_no_trace() {
         let mut builder = WireFramesBuilder::new(8);
-        builder.push_with(|buf| buf.put_slice(b"ok")).unwrap();
+        builder.push_with(2, |buf| buf.put_slice(b"ok")).unwrap();
         assert_eq!(
-            builder.push_with(|buf| buf.put_slice(&[0; 9])),
+            builder.push_with(9, |buf| buf.put_slice(&[0; 9])),
             Err(FrameTooLarge(9))
         );
-        builder.push_with(|buf| buf.put_slice(&[1; 8])).unwrap();
+        builder.push_with(8, |buf| buf.put_slice(&[1; 8])).unwrap();
         let frames = builder.finish();
         assert_eq!(frames.run(0..2).wire, wire(&[b"ok", &[1; 8]]));
-        assert!(WireFrames::single(&[0; 9], 8).is_err());
     }
 
     #[test]

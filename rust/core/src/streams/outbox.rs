@@ -157,7 +157,7 @@ mod tests {
     fn frames(n: u8) -> WireFrames {
         let mut builder = WireFramesBuilder::new(16);
         for i in 0..n {
-            builder.push_with(|buf| buf.put_u8(i)).unwrap();
+            builder.push_with(1, |buf| buf.put_u8(i)).unwrap();
         }
         builder.finish()
     }

@@ -103,15 +103,12 @@ pub fn frames_builder() -> WireFramesBuilder {
     WireFramesBuilder::new(StreamsProtocol::MAX_FRAME)
 }
 
-/// Frames holding `datums` as they are.
-pub fn frames_of(datums: &[Bytes]) -> Result<WireFrames, SendError> {
-    let bytes = datums.iter().map(|d| d.len() + 4).sum();
-    let mut builder = WireFramesBuilder::with_capacity(StreamsProtocol::MAX_FRAME, datums.len(), bytes);
-    for datum in datums {
-        builder
-            .push_with(|buf| buf.extend_from_slice(datum))
-            .map_err(|e| SendError::TooLarge(e.0))?;
-    }
+/// The one frame holding `datum` as it is.
+fn frame_of(datum: &[u8]) -> Result<WireFrames, SendError> {
+    let mut builder = WireFramesBuilder::new(MAX_DATUM);
+    builder
+        .push_with(datum.len(), |buf| buf.extend_from_slice(datum))
+        .map_err(|e| SendError::TooLarge(e.0))?;
     Ok(builder.finish())
 }
 
@@ -215,7 +212,7 @@ impl Producer {
 
     /// Sends a datum, waiting while offline or full.
     pub async fn send(&self, datum: Bytes) -> Result<(), SendError> {
-        let frames = frames_of(std::slice::from_ref(&datum))?;
+        let frames = frame_of(&datum)?;
         self.send_many(frames).await.map_err(|(error, _)| error)
     }
 
@@ -258,8 +255,7 @@ impl Producer {
 
     /// Sends without waiting: `Offline`, `Full` or `Closed` hand the datum back.
     pub fn try_send(&self, datum: Bytes) -> Result<(), SendError> {
-        self.try_send_many(&frames_of(std::slice::from_ref(&datum))?)
-            .map(|_| ())
+        self.try_send_many(&frame_of(&datum)?).map(|_| ())
     }
 
     /// Queues as many datums of `frames` as go without waiting, in order,

@@ -299,7 +299,7 @@ mod tests {
         let mut frames = WireFramesBuilder::new(16);
         let mut count = 0;
         for n in ns {
-            frames.push_with(|buf| buf.put_u8(n)).unwrap();
+            frames.push_with(1, |buf| buf.put_u8(n)).unwrap();
             count += 1;
         }
         Arrival {
