@@ -14,4 +14,4 @@ pub use close::{CloseReason, RemoteClose};
 pub use config::{ConfigError, NodeConfig, RelayChoice};
 pub use link::{Link, LinkError};
 pub use node::{Node, NodeError};
-pub use protocol::Protocol;
+pub use protocol::{Protocol, ProtocolProvider, Protocols};
