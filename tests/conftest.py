@@ -13,8 +13,9 @@ import mosaik
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from endpoint_tickets import encode  # noqa: E402
+
 from reference_peer import ReferencePeer  # noqa: E402
-from tickets import encode  # noqa: E402
 
 
 def in_loopback_only_namespace() -> bool:

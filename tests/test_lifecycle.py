@@ -75,7 +75,7 @@ def test_sigint_interrupts_a_pending_await() -> None:
     process = python(
         """
         import asyncio, socket, mosaik
-        from tickets import encode
+        from endpoint_tickets import encode
         async def main():
             hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             hole.bind(("127.0.0.1", 0))

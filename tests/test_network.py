@@ -9,8 +9,8 @@ import time
 import pytest
 
 import mosaik
+from endpoint_tickets import decode
 
-from tickets import decode
 from waiting import until
 
 SEED = bytes(range(32))

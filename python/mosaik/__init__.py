@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+from importlib import metadata
 
 from . import _mosaik
 from ._mosaik import PROTOCOL_VERSION, id_of
@@ -18,6 +19,7 @@ from .network import Network
 from .streams import Backoff, ChannelInfo, Consumer, Producer, Stats
 
 __all__ = [
+    "__version__",
     "Network",
     "Producer",
     "Consumer",
@@ -38,6 +40,9 @@ __all__ = [
     "DecodeError",
     "ConnectError",
 ]
+
+#: The installed package's version (``mosaik-net`` on PyPI).
+__version__ = metadata.version("mosaik-net")
 
 _logger = logging.getLogger("mosaik")
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from ._mosaik import decode_datum, encode_datum
 from .errors import DecodeError
 
 
@@ -31,48 +32,16 @@ class Codec(Protocol):
     def decode(self, buf: bytes) -> Any: ...
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _read_length_prefixed(buf: bytes) -> bytes:
-    """postcard's ``varint(len) ‖ bytes``; trailing bytes are ignored, as postcard does."""
-    length = shift = pos = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise DecodeError("truncated length prefix")
-        byte = buf[pos]
-        pos += 1
-        length |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            break
-    if pos + length > len(buf):
-        raise DecodeError(f"datum claims {length} bytes, has {len(buf) - pos}")
-    return buf[pos : pos + length]
-
-
 class BytesCodec:
     """``bytes`` <-> Rust ``Vec<u8>``."""
 
     name = "bytes"
 
     def encode(self, obj: Any) -> bytes:
-        if not isinstance(obj, (bytes, bytearray, memoryview)):
-            raise TypeError(f"datum: codec 'bytes' takes bytes, got {type(obj).__name__}")
-        data = bytes(obj)
-        return _varint(len(data)) + data
+        return encode_datum("bytes", obj)
 
     def decode(self, buf: bytes) -> bytes:
-        return _read_length_prefixed(buf)
+        return decode_datum("bytes", buf)  # type: ignore[no-any-return]
 
 
 class StrCodec:
@@ -81,16 +50,10 @@ class StrCodec:
     name = "str"
 
     def encode(self, obj: Any) -> bytes:
-        if not isinstance(obj, str):
-            raise TypeError(f"datum: codec 'str' takes str, got {type(obj).__name__}")
-        data = obj.encode()
-        return _varint(len(data)) + data
+        return encode_datum("str", obj)
 
     def decode(self, buf: bytes) -> str:
-        try:
-            return _read_length_prefixed(buf).decode()
-        except UnicodeDecodeError as e:
-            raise DecodeError(f"datum is not UTF-8: {e}") from None
+        return decode_datum("str", buf)  # type: ignore[no-any-return]
 
 
 class JsonCodec:
@@ -99,14 +62,10 @@ class JsonCodec:
     name = "json"
 
     def encode(self, obj: Any) -> bytes:
-        data = _json_text(obj).encode()
-        return _varint(len(data)) + data
+        return encode_datum("str", _json_text(obj))
 
     def decode(self, buf: bytes) -> Any:
-        try:
-            return _json_value(_read_length_prefixed(buf).decode())
-        except UnicodeDecodeError as e:
-            raise DecodeError(f"datum is not UTF-8: {e}") from None
+        return _json_value(decode_datum("str", buf))
 
 
 class RawCodec:
@@ -115,9 +74,7 @@ class RawCodec:
     name = "raw"
 
     def encode(self, obj: Any) -> bytes:
-        if not isinstance(obj, (bytes, bytearray, memoryview)):
-            raise TypeError(f"datum: codec 'raw' takes bytes, got {type(obj).__name__}")
-        return bytes(obj)
+        return encode_datum("raw", obj)
 
     def decode(self, buf: bytes) -> bytes:
         return buf
@@ -135,14 +92,14 @@ BUILT_IN: dict[str, Codec] = {
 class Plan:
     """How a codec's work is split between Python and the native core.
 
-    ``framing`` is what the native core adds on send and strips on receive
+    ``layout`` is what the native core adds on send and strips on receive
     (``"bytes"``: postcard ``Vec<u8>``, ``"str"``: postcard ``String``,
     ``"raw"``: nothing); ``encode``/``decode`` run in Python before/after it,
     or not at all when ``None``. The built-in codecs leave Python out of the
     per-datum path; their ``encode``/``decode`` methods stay the reference.
     """
 
-    framing: str
+    layout: Literal["raw", "bytes", "str"]
     encode: Callable[[Any], Any] | None
     decode: Callable[[Any], Any] | None
 

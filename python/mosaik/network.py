@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _checks
 from ._mosaik import Node
 from .discovery import Discovery, DiscoveryConfig
 from .streams import Streams
+
+if TYPE_CHECKING:
+    from ._mosaik import _NodeOptions
 
 
 class Network:
@@ -23,8 +26,8 @@ class Network:
         if not isinstance(node, Node):
             raise TypeError("use `await Network.create(...)` to start a network")
         self._node = node
-        self._discovery = Discovery(node)
-        self._streams = Streams(node)
+        self._discovery = Discovery(node.discovery, node.peer_id)
+        self._streams = Streams(node.streams, node.peer_id)
 
     @staticmethod
     def create(
@@ -58,18 +61,22 @@ class Network:
         Returns promptly whether or not a relay is reachable. The result can
         be awaited or used with ``async with``.
         """
-        return _Creating(
-            _checks.check_str("network", network),
-            _checks.check_secret_key("secret_key", secret_key),
-            _checks.check_str_list("tags", tags),
-            _checks.check_str_list("bootstrap", bootstrap),
-            _checks.check_str("relay", relay),
-            _checks.check_optional_str("bind", bind),
-            _checks.check_bool("local", local),
-            _checks.check_bool("mdns", mdns),
-            None if dht is None else _checks.check_bool("dht", dht),
-            _discovery_options(discovery),
+        name = _checks.check_str("network", network)
+        checked_discovery = _checks.check_instance(
+            "discovery", discovery, DiscoveryConfig, "mosaik.DiscoveryConfig"
         )
+        options: _NodeOptions = {
+            "secret_key": _checks.check_secret_key("secret_key", secret_key),
+            "tags": _checks.check_str_list("tags", tags),
+            "bootstrap": _checks.check_str_list("bootstrap", bootstrap),
+            "relay": _checks.check_relay("relay", relay),
+            "bind": _checks.check_optional_str("bind", bind),
+            "local": _checks.check_bool("local", local),
+            "mdns": _checks.check_bool("mdns", mdns),
+            "dht": _checks.check_optional_bool("dht", dht),
+            "discovery": (checked_discovery or DiscoveryConfig())._checked(),
+        }
+        return _Creating(name, options)
 
     @property
     def peer_id(self) -> str:
@@ -117,21 +124,11 @@ class Network:
         return f"<Network {self.peer_id[:10]} network={self.network_id[:10]} {state}>"
 
 
-def _discovery_options(config: object) -> tuple[float, float, float, float, float, int]:
-    if config is None:
-        config = DiscoveryConfig()
-    if not isinstance(config, DiscoveryConfig):
-        raise TypeError(
-            f"discovery: expected mosaik.DiscoveryConfig or None, got {type(config).__name__}"
-        )
-    return config._as_tuple()
-
-
 class _Creating:
     """What ``Network.create`` returns: awaitable, or an async context manager."""
 
-    def __init__(self, *args: Any) -> None:
-        self._args = args
+    def __init__(self, network: str, options: _NodeOptions) -> None:
+        self._args = (network, options)
         self._network: Network | None = None
 
     async def _start(self) -> Network:

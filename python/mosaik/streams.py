@@ -8,19 +8,21 @@ A stream is named like a network (a name, or a 64-hex id); to meet a Rust
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _checks, codecs
-from .discovery import PeerInfo
+from ._mosaik import DEFAULTS, ChannelInfo, PeerInfo, Stats
 from .errors import Closed, DecodeError, Empty, MosaikError
 
 if TYPE_CHECKING:
+    from ._mosaik import Batch
     from ._mosaik import Consumer as NativeConsumer
-    from ._mosaik import Node, _Batch, _ChannelTuple, _PeerTuple
     from ._mosaik import Producer as NativeProducer
+    from ._mosaik import Streams as NativeStreams
+
+__all__ = ["Backoff", "ChannelInfo", "Consumer", "Producer", "Stats", "Streams"]
 
 #: How many datums a consumer moves from the native queue per crossing when
 #: the caller takes them one at a time (``recv``, ``async for``).
@@ -30,29 +32,10 @@ _READ_AHEAD = 256
 _YIELD_EVERY = 256
 
 Require = Callable[[PeerInfo], bool]
-
-
-@dataclass(frozen=True)
-class Stats:
-    """Datums and encoded payload bytes, counted as mosaik counts them."""
-
-    datums: int
-    bytes: int
-
-
-@dataclass(frozen=True)
-class ChannelInfo:
-    """One live subscription: a producer's consumer, or a consumer's producer."""
-
-    peer_id: str
-    stream_id: str
-    state: Literal["connecting", "connected"]
-    stats: Stats
-
-    @classmethod
-    def _from_tuple(cls, raw: _ChannelTuple) -> ChannelInfo:
-        peer_id, stream_id, state, datums, size = raw
-        return cls(peer_id, stream_id, state, Stats(datums, size))  # type: ignore[arg-type]
+#: What a producer does with a consumer whose buffer is full.
+Lagging = Literal["disconnect", "drop", "block"]
+#: What a consumer's full queue does with a new datum.
+Overflow = Literal["block", "drop_oldest", "drop_newest"]
 
 
 @dataclass(frozen=True)
@@ -66,63 +49,24 @@ class Backoff:
     changes (a restart, a re-announce).
     """
 
-    initial: float = 0.5
-    factor: float = 1.5
-    max_delay: float = 60.0
-    max_elapsed: float = 300.0
-    jitter: bool = True
+    initial: float = DEFAULTS["backoff_initial"]
+    factor: float = DEFAULTS["backoff_factor"]
+    max_delay: float = DEFAULTS["backoff_max_delay"]
+    max_elapsed: float = DEFAULTS["backoff_max_elapsed"]
+    jitter: bool = DEFAULTS["backoff_jitter"]
 
     def __post_init__(self) -> None:
-        for name in ("initial", "factor", "max_delay", "max_elapsed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"backoff.{name}: expected a number, got {type(value).__name__}")
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"backoff.{name}: must be a finite number >= 0, got {value!r}")
-        if self.factor < 1:
-            raise ValueError(f"backoff.factor: must be at least 1, got {self.factor!r}")
+        for name in ("initial", "max_delay", "max_elapsed"):
+            _checks.check_seconds(f"backoff.{name}", getattr(self, name), allow_zero=True)
+        factor = _checks.check_number("backoff.factor", self.factor)
+        if not 1 <= factor < float("inf"):
+            raise ValueError(f"backoff.factor: must be a finite number >= 1, got {self.factor!r}")
         if self.max_delay < self.initial:
             raise ValueError(
                 f"backoff.max_delay: must be at least initial ({self.initial!r}), "
                 f"got {self.max_delay!r}"
             )
         _checks.check_bool("backoff.jitter", self.jitter)
-
-    def _as_tuple(self) -> tuple[float, float, float, float, bool]:
-        return (
-            float(self.initial),
-            float(self.factor),
-            float(self.max_delay),
-            float(self.max_elapsed),
-            self.jitter,
-        )
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name}: must be at least 1, got {value}")
-    return value
-
-
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    _checks.check_str(name, value)
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def _native_require(require: object) -> Callable[[_PeerTuple], bool] | None:
-    """Wraps a ``PeerInfo`` predicate for the native core, which passes tuples."""
-    if require is None:
-        return None
-    if not callable(require):
-        raise TypeError(
-            f"require: expected a callable taking a PeerInfo, got {type(require).__name__}"
-        )
-    predicate: Require = require
-    return lambda raw: bool(predicate(PeerInfo._from_tuple(raw)))
 
 
 def _with_datum(error: MosaikError, datum: Any) -> MosaikError:
@@ -137,7 +81,7 @@ class _ProducerWhen:
 
     async def subscribed(self, minimum: int = 1) -> None:
         """Waits until at least ``minimum`` consumers are connected."""
-        await self._native.subscribed(_positive_int("minimum", minimum))
+        await self._native.subscribed(_checks.check_int("minimum", minimum, minimum=1))
 
     async def online(self) -> None:
         """Waits until the producer is online (at least one subscriber)."""
@@ -169,12 +113,12 @@ class Producer:
 
     @property
     def stats(self) -> Stats:
-        return Stats(*self._native.stats)
+        return self._native.stats
 
     @property
     def consumers(self) -> list[ChannelInfo]:
         """Live subscriptions, connecting or connected."""
-        return [ChannelInfo._from_tuple(raw) for raw in self._native.channels]
+        return self._native.channels
 
     async def send(self, datum: Any) -> None:
         """Sends one datum, waiting while offline or full."""
@@ -242,7 +186,7 @@ class _ConsumerWhen:
 
     async def subscribed(self, minimum: int = 1) -> None:
         """Waits until at least ``minimum`` producers are connected."""
-        await self._native.subscribed(_positive_int("minimum", minimum))
+        await self._native.subscribed(_checks.check_int("minimum", minimum, minimum=1))
 
 
 class Consumer:
@@ -280,22 +224,22 @@ class Consumer:
     @property
     def stats(self) -> Stats:
         """Datums and bytes received from producers."""
-        return Stats(*self._native.stats)
+        return self._native.stats
 
     @property
     def producers(self) -> list[ChannelInfo]:
         """Producers being followed, connecting or connected."""
-        return [ChannelInfo._from_tuple(raw) for raw in self._native.channels]
+        return self._native.channels
 
     @property
     def dropped(self) -> int:
         """Datums the overflow policy dropped (always 0 with ``overflow="block"``)."""
         return self._native.dropped
 
-    def _fill(self, batch: _Batch) -> None:
+    def _fill(self, batch: Batch) -> None:
         """Appends a native batch to the buffer (another task may have filled
         it while this one waited, so nothing is replaced before it is read)."""
-        items, runs, undecodable = batch
+        items, runs, undecodable = batch.items, batch.runs, batch.undecodable
         if self._pos >= len(self._pending):
             self._pending, self._pos, self._runs, self._undecodable = items, 0, [], {}
             base = 0
@@ -444,7 +388,7 @@ class Consumer:
 
     async def recv_batch(self, max_items: int = 1024) -> list[Any]:
         """At least one and at most ``max_items`` datums."""
-        max_items = _positive_int("max_items", max_items)
+        max_items = _checks.check_int("max_items", max_items, minimum=1)
         if not await self._ready(max_items):
             raise Closed("the consumer is closed")
         return self._take(max_items)
@@ -475,30 +419,35 @@ class Consumer:
 class Streams:
     """``net.streams``: producers and consumers on this node."""
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, native: NativeStreams, peer_id: str) -> None:
+        self._native = native
+        self._peer_id = peer_id
 
     def producer(
         self,
         stream: str,
         *,
         codec: object = "bytes",
-        buffer_size: int = 1024,
+        buffer_size: int = DEFAULTS["buffer_size"],
         max_consumers: int | None = None,
-        lagging: str = "disconnect",
+        lagging: Lagging = "disconnect",
         require: Require | None = None,
     ) -> Producer:
         """Publishes ``stream``. ``require`` decides which consumers may subscribe
         (asked once per subscription, with the consumer's :class:`PeerInfo`)."""
         name = _checks.check_str("stream", stream)
         plan = codecs.plan(codecs.resolve(codec))
-        native = self._node.producer(
+        native = self._native.producer(
             name,
-            plan.framing,
-            _positive_int("buffer_size", buffer_size),
-            _choice("lagging", lagging, ("disconnect", "drop", "block")),
-            None if max_consumers is None else _positive_int("max_consumers", max_consumers),
-            _native_require(require),
+            {
+                "layout": plan.layout,
+                "buffer_size": _checks.check_int("buffer_size", buffer_size, minimum=1),
+                "lagging": _checks.check_choice("lagging", lagging),
+                "max_consumers": _checks.check_optional_int(
+                    "max_consumers", max_consumers, minimum=1
+                ),
+                "require": _checks.check_callable("require", require, "a PeerInfo"),
+            },
         )
         return Producer(native, plan, name)
 
@@ -507,8 +456,8 @@ class Streams:
         stream: str,
         *,
         codec: object = "bytes",
-        queue_size: int = 1024,
-        overflow: str = "block",
+        queue_size: int = DEFAULTS["queue_size"],
+        overflow: Overflow = "block",
         backoff: Backoff | None = None,
         require: Require | None = None,
     ) -> Consumer:
@@ -516,19 +465,17 @@ class Streams:
         producers to follow (asked again whenever a producer's entry changes)."""
         name = _checks.check_str("stream", stream)
         plan = codecs.plan(codecs.resolve(codec))
-        if backoff is not None and not isinstance(backoff, Backoff):
-            raise TypeError(
-                f"backoff: expected mosaik.Backoff or None, got {type(backoff).__name__}"
-            )
-        native = self._node.consumer(
+        native = self._native.consumer(
             name,
-            plan.framing,
-            _positive_int("queue_size", queue_size),
-            _choice("overflow", overflow, ("block", "drop_oldest", "drop_newest")),
-            None if backoff is None else backoff._as_tuple(),
-            _native_require(require),
+            {
+                "layout": plan.layout,
+                "queue_size": _checks.check_int("queue_size", queue_size, minimum=1),
+                "overflow": _checks.check_choice("overflow", overflow),
+                "backoff": _checks.check_instance("backoff", backoff, Backoff, "mosaik.Backoff"),
+                "require": _checks.check_callable("require", require, "a PeerInfo"),
+            },
         )
         return Consumer(native, plan, name)
 
     def __repr__(self) -> str:
-        return f"<Streams of {self._node.peer_id[:10]}>"
+        return f"<Streams of {self._peer_id[:10]}>"

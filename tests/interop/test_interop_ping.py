@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import mosaik
+from endpoint_tickets import decode
 
 from reference_peer import ReferencePeer
-from tickets import decode
 
 
 async def test_the_rust_node_starts_on_the_local_relay(rust_node: dict[str, Any]) -> None:

@@ -7,9 +7,9 @@ import asyncio
 from typing import Any
 
 import mosaik
+from endpoint_tickets import decode, encode
 
 from reference_peer import ReferencePeer
-from tickets import decode, encode
 from waiting import until
 
 

@@ -5,16 +5,22 @@
 //! `rust/python` only converts types and errors. Modules mirror the
 //! concepts of the protocol specs:
 //!
-//! - [`primitives`]: 32-byte ids (`Digest`) and postcard helpers;
-//! - [`network`]: the endpoint builder, the `Link` framing, close reasons
-//!   and the running [`network::Node`];
+//! - [`primitives`]: 32-byte ids (`Digest`), postcard helpers, the varint;
+//! - [`network`]: transport only: the `Link` framing, close reasons, the
+//!   protocol traits, route repair;
 //! - [`discovery`]: signed peer entries, catalog, gossip, sync, ping, DHT;
-//! - [`streams`]: producers, consumers and the subscription acceptor.
+//! - [`streams`]: producers, consumers and the subscription acceptor;
+//! - [`node`]: composes a running [`Node`] from the endpoint and the
+//!   subsystems, each installing its own protocols.
+//!
+//! Imports point down only: `node` may use every subsystem, a subsystem
+//! uses `network` and `primitives`, and `network` uses nothing above it.
 
 pub mod discovery;
 pub mod network;
+pub mod node;
 pub mod primitives;
 pub mod streams;
 
-pub use network::{Node, NodeConfig, NodeError, RelayChoice};
+pub use node::{ConfigError, Node, NodeConfig, NodeError, RelayChoice};
 pub use primitives::Digest;

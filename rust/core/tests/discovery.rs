@@ -7,8 +7,12 @@ use bytes::Bytes;
 use iroh::{EndpointAddr, SecretKey};
 use mosaik_core::{
     Digest, Node, NodeConfig,
-    discovery::{Event, PeerEntry, PeerEntryVersion, entry::now_ms, sync::encode_snapshot},
-    network::{CloseReason, Link, LinkError, Protocol, protocol::CatalogSync, route_repair::RouteRepair},
+    discovery::{
+        Event, PeerEntry, PeerEntryVersion,
+        entry::now_ms,
+        sync::{CatalogSync, encode_snapshot},
+    },
+    network::{CloseReason, Link, LinkError, Protocol, route_repair::RouteRepair},
 };
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -279,7 +283,7 @@ async fn hostile_gossip_is_rejected_and_counted() {
     use iroh_gossip::{net::Gossip, proto::TopicId};
     use mosaik_core::{
         discovery::announce::{Announcement, GracefulDeparture},
-        network::protocol::ANNOUNCE_ALPN,
+        discovery::announce::ANNOUNCE_ALPN,
     };
 
     let target = node_with("gossip-hostile", &[]).await;

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use mosaik_core::{
     Digest, Node, NodeConfig, RelayChoice,
-    network::{ConfigError, NodeError, parse_address},
+    ConfigError, NodeError,
+    network::parse_address,
 };
 
 fn local(name: &str) -> NodeConfig {

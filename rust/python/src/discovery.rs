@@ -1,58 +1,118 @@
-//! Discovery for Python: catalog snapshots, waits, syncs, tags and the
-//! event stream. Only conversion happens here.
+//! `node.discovery` for Python: the catalog, waits, syncs, tags, pings and
+//! the event stream. Only conversion happens here.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
-use mosaik_core::{Digest, Node, discovery::Event, network::parse_address};
+use mosaik_core::{
+    Digest, Node,
+    discovery::Event,
+    network::{EndpointAddr, parse_address},
+};
 use pyo3::prelude::*;
 use tokio::sync::{Mutex, broadcast::error::RecvError};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::{
-    errors::{link_error, value_error},
-    network::{PeerTuple, peer_tuple},
+    convert::{self, DiscoveryEvent, PeerInfo},
+    errors::{Error, py_err},
+    node::check_open,
     runtime,
 };
 
-pub fn peers(node: &Node) -> Vec<PeerTuple> {
-    node.discovery().peers().iter().map(peer_tuple).collect()
+#[pyclass(module = "mosaik._mosaik", name = "Discovery", frozen)]
+pub struct PyDiscovery {
+    node: Node,
 }
 
-pub fn wait_for_peers<'py>(py: Python<'py>, node: &Node, n: usize) -> PyResult<Bound<'py, PyAny>> {
-    let node = node.clone();
-    runtime::into_py_future(py, async move {
-        node.discovery().wait_for_peers(n).await;
-        Ok(())
-    })
+impl PyDiscovery {
+    pub fn new(node: Node) -> Self {
+        Self { node }
+    }
 }
 
-pub fn sync_with<'py>(py: Python<'py>, node: &Node, address: &str) -> PyResult<Bound<'py, PyAny>> {
-    let addr = parse_address(address).map_err(|e| value_error("address", e))?;
-    let node = node.clone();
-    runtime::into_py_future(py, async move {
-        node.discovery()
-            .sync_with(addr)
-            .await
-            .map_err(|e| link_error(mosaik_core::network::LinkError::Connect(e.to_string())))
-    })
+fn parse(argument: &'static str, address: &str) -> PyResult<EndpointAddr> {
+    parse_address(address).map_err(|e| py_err(Error::Address(argument, e)))
 }
 
-pub fn change_tags<'py>(
-    py: Python<'py>,
-    node: &Node,
-    tags: Vec<String>,
-    add: bool,
-) -> PyResult<Bound<'py, PyAny>> {
-    let node = node.clone();
-    let tags: Vec<Digest> = tags.iter().map(|t| Digest::from_name(t)).collect();
-    runtime::into_py_future(py, async move {
-        Ok(if add {
-            node.discovery().add_tags(tags).await
-        } else {
-            node.discovery().remove_tags(tags).await
+#[pymethods]
+impl PyDiscovery {
+    /// The catalog, this node excluded, in peer-id order.
+    fn peers(&self) -> Vec<PeerInfo> {
+        self.node.discovery().peers().iter().map(PeerInfo::of).collect()
+    }
+
+    /// This node's own entry, as peers see it.
+    fn me(&self) -> PeerInfo {
+        PeerInfo::of(&self.node.discovery().local().current())
+    }
+
+    fn wait_for_peers<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyAny>> {
+        let node = self.node.clone();
+        runtime::into_py_future(py, async move {
+            node.discovery().wait_for_peers(n).await;
+            Ok(())
         })
-    })
+    }
+
+    /// Full catalog exchange with the peer at `address`; resolves to the
+    /// number of entries taken.
+    fn sync_with<'py>(&self, py: Python<'py>, address: &str) -> PyResult<Bound<'py, PyAny>> {
+        let addr = parse("address", address)?;
+        check_open(&self.node)?;
+        let node = self.node.clone();
+        runtime::into_py_future(py, async move {
+            node.discovery().sync_with(addr).await.map_err(py_err)
+        })
+    }
+
+    /// Pings the peer at `address` and resolves to its freshly signed entry.
+    fn ping<'py>(&self, py: Python<'py>, address: &str, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
+        let addr = parse("address", address)?;
+        let timeout = convert::seconds("timeout", timeout)?;
+        check_open(&self.node)?;
+        let node = self.node.clone();
+        runtime::into_py_future(py, async move {
+            let reply = node.ping(addr, timeout).await.map_err(py_err)?;
+            Ok(PeerInfo::of(&reply))
+        })
+    }
+
+    /// Adds tags and re-announces; resolves to whether anything changed.
+    fn add_tags<'py>(&self, py: Python<'py>, tags: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        self.change_tags(py, tags, true)
+    }
+
+    fn remove_tags<'py>(&self, py: Python<'py>, tags: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        self.change_tags(py, tags, false)
+    }
+
+    /// Rejected discovery input, counted by reason.
+    fn rejections(&self) -> BTreeMap<&'static str, u64> {
+        self.node.discovery().rejections()
+    }
+
+    fn events(&self) -> PyDiscoveryEvents {
+        PyDiscoveryEvents {
+            receiver: Arc::new(Mutex::new(self.node.discovery().subscribe())),
+            closed: self.node.discovery().cancel_token().clone(),
+        }
+    }
+}
+
+impl PyDiscovery {
+    fn change_tags<'py>(&self, py: Python<'py>, tags: Vec<String>, add: bool) -> PyResult<Bound<'py, PyAny>> {
+        check_open(&self.node)?;
+        let node = self.node.clone();
+        let tags: Vec<Digest> = tags.iter().map(|t| Digest::from_name(t)).collect();
+        runtime::into_py_future(py, async move {
+            Ok(if add {
+                node.discovery().add_tags(tags).await
+            } else {
+                node.discovery().remove_tags(tags).await
+            })
+        })
+    }
 }
 
 /// One subscriber's view of discovery events, from the moment it was made.
@@ -62,19 +122,9 @@ pub struct PyDiscoveryEvents {
     closed: CancellationToken,
 }
 
-impl PyDiscoveryEvents {
-    pub fn new(node: &Node) -> Self {
-        Self {
-            receiver: Arc::new(Mutex::new(node.discovery().subscribe())),
-            closed: node.discovery().cancel_token().clone(),
-        }
-    }
-}
-
 #[pymethods]
 impl PyDiscoveryEvents {
-    /// Resolves to `(kind, peer)` for the next event, or `None` once the
-    /// node is closed.
+    /// Resolves to the next `DiscoveryEvent`, or `None` once the node is closed.
     fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let (receiver, closed) = (self.receiver.clone(), self.closed.clone());
         runtime::into_py_future(py, async move {
@@ -85,7 +135,7 @@ impl PyDiscoveryEvents {
                     received = receiver.recv() => received,
                 };
                 match received {
-                    Ok(event) => return Ok(Some((event.kind(), peer_tuple(event.entry())))),
+                    Ok(event) => return Ok(Some(DiscoveryEvent::of(&event))),
                     Err(RecvError::Lagged(missed)) => {
                         warn!(
                             missed,

@@ -1,10 +1,18 @@
-//! Python exception types and the conversions from core errors.
+//! Python exception types, and the one map from core errors to them.
 //!
 //! The classes live here so Rust can raise them; `mosaik.errors` re-exports
-//! them. Wrong types are `TypeError` and bad values `ValueError`, each
-//! naming the argument.
+//! them. Every core error reaches Python through [`Error`]: the binding
+//! wraps what failed (`py_err(e)`), and `From<Error> for PyErr` decides the
+//! exception class and the message in one place, as polars' `PyPolarsErr`
+//! does. Configuration errors display as `field: rule`, so each `ValueError`
+//! names its argument.
 
-use mosaik_core::network::{ConfigError, LinkError, NodeError};
+use mosaik_core::{
+    ConfigError, NodeError,
+    discovery::sync::SyncError,
+    network::{AddressError, LinkError},
+    streams::{SendError, StreamsError},
+};
 use pyo3::{
     create_exception,
     exceptions::{PyException, PyValueError},
@@ -44,30 +52,80 @@ create_exception!(
     "A peer could not be reached or refused the link."
 );
 
+/// A core error on its way to Python.
+#[derive(Debug)]
+pub enum Error {
+    Node(NodeError),
+    Link(LinkError),
+    Sync(SyncError),
+    Send(SendError),
+    Streams(StreamsError),
+    /// An address string that does not parse, with the argument it came in.
+    Address(&'static str, AddressError),
+}
+
+macro_rules! from_core {
+    ($($variant:ident($error:ty),)*) => {
+        $(impl From<$error> for Error {
+            fn from(error: $error) -> Self {
+                Error::$variant(error)
+            }
+        })*
+    };
+}
+
+from_core! {
+    Node(NodeError),
+    Link(LinkError),
+    Sync(SyncError),
+    Send(SendError),
+    Streams(StreamsError),
+}
+
+impl From<ConfigError> for Error {
+    fn from(error: ConfigError) -> Self {
+        Error::Node(NodeError::Config(error))
+    }
+}
+
+/// `error` as the Python exception it maps to.
+pub fn py_err(error: impl Into<Error>) -> PyErr {
+    PyErr::from(error.into())
+}
+
+/// Speaks of `local=True` where the core says "local mode".
+fn config_message(error: &ConfigError) -> String {
+    error.to_string().replace("local mode", "local=True")
+}
+
+impl From<Error> for PyErr {
+    fn from(error: Error) -> PyErr {
+        match error {
+            Error::Node(NodeError::Config(ConfigError::Bind(reason))) => {
+                ConnectError::new_err(format!("could not bind the endpoint: {reason}"))
+            }
+            Error::Node(NodeError::Config(config)) => PyValueError::new_err(config_message(&config)),
+            Error::Node(NodeError::Closed) => Closed::new_err("the network is closed"),
+            Error::Node(NodeError::Link(link)) | Error::Link(link) => match link {
+                LinkError::Decode(e) => DecodeError::new_err(e.to_string()),
+                other => ConnectError::new_err(other.to_string()),
+            },
+            Error::Sync(sync) => ConnectError::new_err(sync.to_string()),
+            Error::Send(SendError::Offline(_)) => Offline::new_err("the producer has no subscribers yet"),
+            Error::Send(SendError::Full(_)) => Full::new_err("the producer's buffer is full"),
+            Error::Send(SendError::Closed(_)) => Closed::new_err("the producer is closed"),
+            Error::Send(too_large @ SendError::TooLarge(_)) => value_error("datum", too_large),
+            Error::Streams(duplicate @ StreamsError::DuplicateProducer(_)) => value_error("stream", duplicate),
+            // Configuration errors name their field themselves.
+            Error::Streams(other) => PyValueError::new_err(other.to_string()),
+            Error::Address(argument, e) => value_error(argument, e),
+        }
+    }
+}
+
+/// A `ValueError` naming `argument`: `"{argument}: {message}"`.
 pub fn value_error(argument: &str, message: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(format!("{argument}: {message}"))
-}
-
-pub fn node_error(error: NodeError) -> PyErr {
-    match error {
-        NodeError::Config(ConfigError::NotLoopback { option, value }) => value_error(
-            option,
-            format!("must be a loopback address when local=True, got {value}"),
-        ),
-        NodeError::Config(ConfigError::NotLocal { option }) => value_error(
-            option,
-            "reaches beyond loopback, so it cannot be combined with local=True",
-        ),
-        NodeError::Config(e @ ConfigError::Bind(_)) => ConnectError::new_err(e.to_string()),
-        NodeError::Closed => Closed::new_err("the network is closed"),
-    }
-}
-
-pub fn link_error(error: LinkError) -> PyErr {
-    match error {
-        LinkError::Decode(e) => DecodeError::new_err(e.to_string()),
-        other => ConnectError::new_err(other.to_string()),
-    }
 }
 
 pub fn register(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,14 +1,21 @@
 //! `mosaik._mosaik`: the native module behind the `mosaik` package.
 //!
-//! This crate only converts: it owns the tokio runtime (`runtime`), maps
-//! core errors to Python exceptions (`errors`), forwards tracing events to
-//! Python logging (`logging`) and wraps core handles (`network`). All
-//! protocol logic lives in `mosaik-core`.
+//! This crate only converts; all protocol logic lives in `mosaik-core`:
+//! - `runtime`: owns the tokio runtime and the bridge to asyncio;
+//! - `errors`: the exception classes and the one map from core errors;
+//! - `convert`: frozen value classes (`PeerInfo`, `ChannelInfo`, `Stats`,
+//!   `DiscoveryEvent`), option parsing, the core's defaults;
+//! - `node`: the node handle, with one handle per subsystem: `discovery`,
+//!   `streams` (which makes `producer`s and `consumer`s);
+//! - `logging`: tracing events into Python `logging`.
 
+mod consumer;
+mod convert;
 mod discovery;
 mod errors;
 mod logging;
-mod network;
+mod node;
+mod producer;
 mod runtime;
 mod streams;
 
@@ -19,6 +26,19 @@ use pyo3::{prelude::*, types::PyBytes};
 #[pyfunction]
 fn id_of<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyBytes> {
     PyBytes::new(py, Digest::from_name(name).as_bytes())
+}
+
+/// `datum` as a frame payload in `layout` (what `send` puts on the wire).
+#[pyfunction]
+fn encode_datum<'py>(py: Python<'py>, layout: &str, datum: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let payload = producer::payload_of(convert::layout(layout)?, datum)?;
+    Ok(PyBytes::new(py, &payload))
+}
+
+/// The value a frame payload in `layout` holds; `DecodeError` if it holds none.
+#[pyfunction]
+fn decode_datum<'py>(py: Python<'py>, layout: &str, payload: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    consumer::decode(py, convert::layout(layout)?, payload).map_err(errors::DecodeError::new_err)
 }
 
 /// Closes live nodes and stops the runtime and the log forwarder. Called
@@ -57,11 +77,22 @@ fn _dropped_log_events() -> u64 {
 fn _mosaik(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::init();
     errors::register(py, module)?;
-    module.add_class::<network::PyNode>()?;
+    module.add_class::<node::PyNode>()?;
+    module.add_class::<discovery::PyDiscovery>()?;
     module.add_class::<discovery::PyDiscoveryEvents>()?;
-    module.add_class::<streams::PyProducer>()?;
-    module.add_class::<streams::PyConsumer>()?;
+    module.add_class::<streams::PyStreams>()?;
+    module.add_class::<producer::PyProducer>()?;
+    module.add_class::<consumer::PyConsumer>()?;
+    module.add_class::<consumer::Batch>()?;
+    module.add_class::<convert::PeerInfo>()?;
+    module.add_class::<convert::Stats>()?;
+    module.add_class::<convert::ChannelInfo>()?;
+    module.add_class::<convert::DiscoveryEvent>()?;
+    module.add("CHOICES", convert::choices(py)?)?;
+    module.add("DEFAULTS", convert::defaults(py)?)?;
     module.add_function(wrap_pyfunction!(id_of, module)?)?;
+    module.add_function(wrap_pyfunction!(encode_datum, module)?)?;
+    module.add_function(wrap_pyfunction!(decode_datum, module)?)?;
     module.add_function(wrap_pyfunction!(_shutdown, module)?)?;
     module.add_function(wrap_pyfunction!(_inflight, module)?)?;
     module.add_function(wrap_pyfunction!(_alive_tasks, module)?)?;

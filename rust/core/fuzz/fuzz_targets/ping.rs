@@ -9,7 +9,8 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use mosaik_core::{
     discovery::SignedPeerEntry,
-    network::{Protocol, link::codec, protocol::Ping},
+    discovery::ping::Ping,
+    network::{Protocol, link::codec},
     primitives::encoding,
 };
 use mosaik_core_fuzz::check_verified_entry;

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::entry::{EntryError, PeerEntryVersion, SignedPeerEntry};
 use crate::primitives::{Digest, encoding};
 
+/// `/mosaik/discovery/announce/1.0`: iroh-gossip under mosaik's ALPN.
+pub const ANNOUNCE_ALPN: &[u8] = b"/mosaik/discovery/announce/1.0";
+
 /// A goodbye: "I am leaving; forget every entry of mine up to this version".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GracefulDeparture {

@@ -9,29 +9,18 @@ use std::{collections::BTreeMap, time::Duration};
 
 use iroh::EndpointId;
 
-use super::entry::{PeerEntry, PeerEntryVersion, SignedPeerEntry};
+use super::{
+    entry::{PeerEntry, PeerEntryVersion, SignedPeerEntry},
+    rejection::Rejection,
+};
+//ENTRYUSE::{PeerEntry, PeerEntryVersion, SignedPeerEntry};
 use crate::primitives::Digest;
 
-/// Why an entry was not taken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Rejection {
-    OwnEntry,
-    OtherNetwork,
-    Stale,
-    FromTheFuture,
-    NotNewer,
-}
-
-impl Rejection {
-    pub fn name(self) -> &'static str {
-        match self {
-            Rejection::OwnEntry => "own_entry",
-            Rejection::OtherNetwork => "other_network",
-            Rejection::Stale => "stale",
-            Rejection::FromTheFuture => "future_dated",
-            Rejection::NotNewer => "not_newer",
-        }
-    }
+/// Where an entry came from: gossiped entries must also be fresh (±drift).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Gossip,
+    Sync,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

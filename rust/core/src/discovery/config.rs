@@ -39,11 +39,49 @@ impl Default for DiscoveryConfig {
     }
 }
 
+/// A discovery setting that breaks its rule; the message names the field.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DiscoveryConfigError {
+    #[error("{field}: must be longer than zero")]
+    Zero { field: &'static str },
+    #[error("announce_jitter: must be within [0, 1], got {0}")]
+    Jitter(f64),
+    #[error("{field}: must be at least 1, got 0")]
+    NoneAllowed { field: &'static str },
+}
+
 impl DiscoveryConfig {
+    /// Refuses settings discovery cannot run with (rather than clamping them).
+    pub fn validate(&self) -> Result<(), DiscoveryConfigError> {
+        for (field, value) in [
+            ("purge_after", self.purge_after),
+            ("max_time_drift", self.max_time_drift),
+            ("announce_interval", self.announce_interval),
+            ("sync_timeout", self.sync_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(DiscoveryConfigError::Zero { field });
+            }
+        }
+        if !(0.0..=1.0).contains(&self.announce_jitter) {
+            return Err(DiscoveryConfigError::Jitter(self.announce_jitter));
+        }
+        for (field, value) in [
+            ("events_backlog", self.events_backlog),
+            ("max_concurrent_syncs", self.max_concurrent_syncs),
+            ("max_gossip_message", self.max_gossip_message),
+        ] {
+            if value == 0 {
+                return Err(DiscoveryConfigError::NoneAllowed { field });
+            }
+        }
+        Ok(())
+    }
+
     /// The wait before the next periodic announce: uniform in
     /// `[interval * (1 - jitter), interval * (1 + jitter)]`, as mosaik.
     pub fn next_announce_delay(&self) -> Duration {
-        let jitter = self.announce_jitter.clamp(0.0, 1.0);
+        let jitter = self.announce_jitter;
         let factor = 1.0 - jitter + rand::random::<f64>() * 2.0 * jitter;
         self.announce_interval.mul_f64(factor)
     }

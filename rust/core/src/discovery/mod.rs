@@ -13,11 +13,14 @@ pub mod entry;
 pub mod event;
 pub mod local;
 pub mod ping;
+pub mod protocol;
+pub mod rejection;
 pub mod service;
 pub mod sync;
 pub mod worker;
 
-pub use config::DiscoveryConfig;
+pub use config::{DiscoveryConfig, DiscoveryConfigError};
 pub use entry::{PeerEntry, PeerEntryVersion, SignedPeerEntry};
 pub use event::Event;
+pub use rejection::Rejection;
 pub use service::Discovery;

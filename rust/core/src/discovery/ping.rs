@@ -17,13 +17,24 @@ use tracing::{debug, trace};
 
 use super::{entry::SignedPeerEntry, local::LocalPeer};
 use crate::network::{
+    Protocol,
     close::CloseReason,
     link::{Link, LinkError},
-    protocol::Ping,
 };
+
+/// `/mosaik/discovery/ping/1.0`: liveness plus the peer's signed entry.
+pub struct Ping;
+
+impl Protocol for Ping {
+    const ALPN: &'static [u8] = b"/mosaik/discovery/ping/1.0";
+    const MAX_FRAME: usize = 64 * 1024;
+}
 
 /// How long a served ping may take from accept to the initiator's close.
 pub const SERVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the initiator's closing link waits for the acceptor to read
+/// the close, which the acceptor waits for to finish cleanly.
+const PING_CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// mosaik's default ping timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -41,7 +52,7 @@ pub async fn ping(
         trace!(peer = %peer.fmt_short(), "ping: request sent");
         let reply: SignedPeerEntry = link.recv().await?;
         trace!(peer = %peer.fmt_short(), "ping: reply received");
-        link.close(CloseReason::Success, Duration::from_millis(500)).await;
+        link.close(CloseReason::Success, PING_CLOSE_GRACE).await;
         Ok(reply)
     })
     .await

@@ -5,6 +5,8 @@
 //! applies the catalog's rules, remembers the peer's address so iroh can
 //! dial it by id, emits events, and starts a catalog sync with peers seen
 //! for the first time. Rejections are counted by reason and logged.
+//! `Discovery` owns the node's gossip instance; [`Discovery::start`] runs
+//! the [`worker`](super::worker), and `protocol.rs` serves the protocols.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -19,32 +21,27 @@ use bytes::Bytes;
 use iroh::{
     Endpoint, EndpointAddr, EndpointId, address_lookup::memory::MemoryLookup, endpoint_info::EndpointInfo,
 };
-use iroh_gossip::api::GossipSender;
+use iroh_gossip::{api::GossipSender, net::Gossip};
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
 use super::{
-    announce::{Announcement, GracefulDeparture},
-    catalog::{Catalog, Rejection, Upsert},
+    announce::{ANNOUNCE_ALPN, Announcement, GracefulDeparture},
+    catalog::{Catalog, Source, Upsert},
     config::DiscoveryConfig,
-    entry::{SignedPeerEntry, now_ms},
+    entry::{PeerEntry, SignedPeerEntry, now_ms},
     event::Event,
     local::LocalPeer,
-    sync,
+    rejection::Rejection,
+    sync::{self, SyncCatalog},
+    worker,
 };
 use crate::primitives::Digest;
 
 /// How long a broadcast may take to reach lazy Plumtree neighbours
 /// (dispatch 5 ms + graft timeout 80 ms, with room for a busy peer).
 const LAZY_PUSH_SETTLE: Duration = Duration::from_millis(250);
-
-/// Where an entry came from: gossip entries must also be fresh (±drift).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    Gossip,
-    Sync,
-}
 
 #[derive(Clone)]
 pub struct Discovery {
@@ -59,10 +56,13 @@ struct Inner {
     catalog: Mutex<Catalog>,
     events: broadcast::Sender<Event>,
     peer_count: watch::Sender<usize>,
-    rejections: Mutex<BTreeMap<&'static str, u64>>,
+    rejections: Mutex<BTreeMap<Rejection, u64>>,
     /// Peers we have synced with (or are syncing with) since they last left.
     seen: Mutex<HashSet<EndpointId>>,
     sync_permits: Semaphore,
+    /// The node's gossip instance (served under mosaik's announce ALPN).
+    gossip_net: Gossip,
+    /// The topic's sender while the worker has the topic joined.
     gossip: Mutex<Option<GossipSender>>,
     neighbors: AtomicUsize,
     /// Set once we say goodbye: nothing newer may be announced after it,
@@ -75,6 +75,8 @@ struct Inner {
 }
 
 impl Discovery {
+    /// Discovery for `endpoint`; nothing runs until [`Discovery::start`].
+    /// `config` must have passed [`DiscoveryConfig::validate`].
     pub fn new(
         endpoint: Endpoint,
         local: Arc<LocalPeer>,
@@ -87,11 +89,16 @@ impl Discovery {
             config.purge_after,
             config.max_time_drift,
         );
-        let (events, _) = broadcast::channel(config.events_backlog.max(1));
+        let (events, _) = broadcast::channel(config.events_backlog);
         let (peer_count, _) = watch::channel(0);
+        let gossip_net = Gossip::builder()
+            .alpn(ANNOUNCE_ALPN)
+            .max_message_size(config.max_gossip_message)
+            .spawn(endpoint.clone());
         Self {
             inner: Arc::new(Inner {
-                sync_permits: Semaphore::new(config.max_concurrent_syncs.max(1)),
+                sync_permits: Semaphore::new(config.max_concurrent_syncs),
+                gossip_net,
                 endpoint,
                 local,
                 lookup,
@@ -111,8 +118,21 @@ impl Discovery {
         }
     }
 
+    /// Runs the worker: gossip, periodic announces and purges, and a
+    /// catalog sync with each bootstrap peer.
+    pub fn start(&self, bootstrap: Vec<EndpointAddr>) {
+        self.inner
+            .tasks
+            .spawn(worker::run(self.clone(), self.inner.gossip_net.clone(), bootstrap));
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
+    }
+
+    /// The gossip instance the announce protocol is served by.
+    pub fn gossip(&self) -> &Gossip {
+        &self.inner.gossip_net
     }
 
     pub fn local(&self) -> &Arc<LocalPeer> {
@@ -159,7 +179,7 @@ impl Discovery {
     }
 
     /// Inserts a local, unsigned entry (never published); see `Catalog::insert_unsigned`.
-    pub fn insert(&self, entry: super::entry::PeerEntry) -> bool {
+    pub fn insert(&self, entry: PeerEntry) -> bool {
         let address = entry.address.clone();
         let inserted = self.inner.catalog.lock().expect("catalog").insert_unsigned(entry);
         if inserted {
@@ -192,9 +212,15 @@ impl Discovery {
         let _ = count.wait_for(|c| *c >= n).await;
     }
 
-    /// Rejected entries and messages, by reason.
+    /// Rejected entries and messages, by reason name.
     pub fn rejections(&self) -> BTreeMap<&'static str, u64> {
-        self.inner.rejections.lock().expect("rejections").clone()
+        self.inner
+            .rejections
+            .lock()
+            .expect("rejections")
+            .iter()
+            .map(|(reason, count)| (reason.name(), *count))
+            .collect()
     }
 
     pub fn neighbors(&self) -> usize {
@@ -203,7 +229,7 @@ impl Discovery {
 
     // ---- intake ---------------------------------------------------------------------
 
-    fn count_rejection(&self, reason: &'static str) {
+    fn count_rejection(&self, reason: Rejection) {
         *self
             .inner
             .rejections
@@ -213,18 +239,13 @@ impl Discovery {
             .or_default() += 1;
     }
 
-    pub(crate) fn reject(
-        &self,
-        reason: &'static str,
-        from: Option<EndpointId>,
-        detail: &dyn std::fmt::Display,
-    ) {
+    pub(crate) fn reject(&self, reason: Rejection, from: Option<EndpointId>, detail: &dyn std::fmt::Display) {
         self.count_rejection(reason);
         match from {
             Some(peer) => {
-                warn!(peer = %peer.fmt_short(), reason, "discovery rejected input: {detail}")
+                warn!(peer = %peer.fmt_short(), %reason, "discovery rejected input: {detail}")
             }
-            None => warn!(reason, "discovery rejected input: {detail}"),
+            None => warn!(%reason, "discovery rejected input: {detail}"),
         }
     }
 
@@ -238,7 +259,7 @@ impl Discovery {
             if updated < now - drift {
                 // Not hostile: a slow network relays old copies of honest
                 // entries. Counted, and only logged at debug level.
-                self.count_rejection(Rejection::Stale.name());
+                self.count_rejection(Rejection::Stale);
                 debug!(
                     peer = ?from.map(|p| p.fmt_short().to_string()),
                     "gossiped entry older than the drift bound ignored"
@@ -271,7 +292,7 @@ impl Discovery {
             Upsert::Rejected(rejection) => {
                 let id = entry.entry().id();
                 self.reject(
-                    rejection.name(),
+                    rejection,
                     from,
                     &format_args!("entry of {}", id.fmt_short()),
                 );
@@ -284,7 +305,7 @@ impl Discovery {
     pub(crate) fn depart_peer(&self, departure: &GracefulDeparture, from: Option<EndpointId>) {
         let drift = self.inner.config.max_time_drift.as_millis() as i64;
         if (now_ms() - departure.timestamp.timestamp_millis()).abs() > drift {
-            self.reject("stale_departure", from, &"departure outside the drift bound");
+            self.reject(Rejection::StaleDeparture, from, &"departure outside the drift bound");
             return;
         }
         let removed = self
@@ -410,7 +431,7 @@ impl Discovery {
     }
 
     /// Changes our entry (tags, streams, address) and announces it.
-    pub async fn update_local(&self, change: impl FnOnce(&mut super::entry::PeerEntry) -> bool) -> bool {
+    pub async fn update_local(&self, change: impl FnOnce(&mut PeerEntry) -> bool) -> bool {
         if self.inner.local.update(change).is_none() {
             return false;
         }
@@ -498,5 +519,34 @@ impl Discovery {
     /// Whether this node has started saying goodbye.
     pub fn is_departing(&self) -> bool {
         self.inner.departing.load(Ordering::Acquire)
+    }
+}
+
+impl SyncCatalog for Discovery {
+    fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    fn sync_timeout(&self) -> Duration {
+        self.inner.config.sync_timeout
+    }
+
+    fn snapshot(&self) -> Bytes {
+        Discovery::snapshot(self)
+    }
+
+    fn merge_synced(&self, entry: SignedPeerEntry, from: EndpointId) -> bool {
+        matches!(
+            self.ingest(entry, Source::Sync, Some(from)),
+            Upsert::New | Upsert::Updated
+        )
+    }
+
+    fn reject(&self, reason: Rejection, from: Option<EndpointId>, detail: &dyn std::fmt::Display) {
+        Discovery::reject(self, reason, from, detail)
+    }
+
+    fn is_departing(&self) -> bool {
+        Discovery::is_departing(self)
     }
 }

@@ -3,17 +3,18 @@
 //! The initiator sends `CatalogSnapshot` (a varint count, then signed
 //! entries back to back, its own included), the acceptor answers with its
 //! own snapshot, and the initiator closes with `Success` (200). Both sides
-//! merge what they received through `Discovery::ingest`. Every wait is
-//! bounded by `sync_timeout`, and the acceptor answers before merging, so a
-//! slow or silent peer costs one short-lived task and never stalls
-//! discovery. Entries whose signature fails are counted and skipped; a
-//! frame that is not a snapshot at all ends the link with 400.
+//! merge what they received into the catalog through [`SyncCatalog`] (the
+//! discovery service). Every wait is bounded by `sync_timeout`, and the
+//! acceptor answers before merging, so a slow or silent peer costs one
+//! short-lived task and never stalls discovery. Entries whose signature
+//! fails are counted and skipped; a frame that is not a snapshot at all
+//! ends the link with 400.
 
-use std::time::Duration;
+use std::{fmt::Display, time::Duration};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use iroh::{
-    EndpointAddr,
+    Endpoint, EndpointAddr, EndpointId,
     endpoint::Connection,
     protocol::{AcceptError, ProtocolHandler},
 };
@@ -21,13 +22,39 @@ use tracing::debug;
 
 use super::{
     entry::{EntryError, SignedPeerEntry},
-    service::{Discovery, Source},
+    rejection::Rejection,
 };
 use crate::network::{
+    Protocol,
     close::CloseReason,
     link::{Link, LinkError},
-    protocol::CatalogSync,
 };
+
+/// `/mosaik/discovery/sync/1.0`: full catalog exchange.
+pub struct CatalogSync;
+
+impl Protocol for CatalogSync {
+    const ALPN: &'static [u8] = b"/mosaik/discovery/sync/1.0";
+    const MAX_FRAME: usize = 16 * 1024 * 1024;
+}
+
+/// What a sync needs of the catalog it serves: our snapshot, a place for
+/// the peer's entries, and the counters for what it refused.
+pub trait SyncCatalog: Clone + Send + Sync + 'static {
+    fn endpoint(&self) -> &Endpoint;
+    /// Bound on one whole sync, either side.
+    fn sync_timeout(&self) -> Duration;
+    /// Every current signed entry, ours (freshly signed) included, encoded
+    /// as a snapshot frame.
+    fn snapshot(&self) -> Bytes;
+    /// Applies the catalog's rules to an entry the peer sent; whether it was
+    /// new or newer.
+    fn merge_synced(&self, entry: SignedPeerEntry, from: EndpointId) -> bool;
+    fn reject(&self, reason: Rejection, from: Option<EndpointId>, detail: &dyn Display);
+    /// Whether we have said goodbye: then we serve no more syncs, since our
+    /// snapshot would carry our entry past the goodbye.
+    fn is_departing(&self) -> bool;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -87,48 +114,41 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, EntryError> {
     Ok(snapshot)
 }
 
-fn merge(discovery: &Discovery, snapshot: Snapshot, from: iroh::EndpointId) -> usize {
-    if snapshot.forged > 0 {
-        for _ in 0..snapshot.forged {
-            discovery.reject(
-                "forged_signature",
-                Some(from),
-                &"snapshot entry with a bad signature",
-            );
-        }
+fn merge(catalog: &impl SyncCatalog, snapshot: Snapshot, from: EndpointId) -> usize {
+    for _ in 0..snapshot.forged {
+        catalog.reject(
+            Rejection::ForgedSignature,
+            Some(from),
+            &"snapshot entry with a bad signature",
+        );
     }
     snapshot
         .entries
         .into_iter()
-        .filter(|entry| {
-            matches!(
-                discovery.ingest(entry.clone(), Source::Sync, Some(from)),
-                super::catalog::Upsert::New | super::catalog::Upsert::Updated
-            )
-        })
+        .filter(|entry| catalog.merge_synced(entry.clone(), from))
         .count()
 }
 
 async fn receive_snapshot(
-    discovery: &Discovery,
+    discovery: &impl SyncCatalog,
     link: &mut Link<CatalogSync>,
 ) -> Result<Snapshot, SyncError> {
     let frame = link.recv_raw().await.inspect_err(|e| {
         if matches!(e, LinkError::FrameTooLarge(_)) {
-            discovery.reject("oversized_frame", Some(link.remote_id()), e);
+            discovery.reject(Rejection::OversizedFrame, Some(link.remote_id()), e);
         }
     })?;
     decode_snapshot(&frame).map_err(|e| {
         // Counted before the peer can see the close.
-        discovery.reject("undecodable", Some(link.remote_id()), &e);
+        discovery.reject(Rejection::Undecodable, Some(link.remote_id()), &e);
         link.close_now(CloseReason::ProtocolViolation);
         SyncError::Malformed(e)
     })
 }
 
 /// Syncs with the peer at `addr` as the initiator; returns entries taken.
-pub async fn initiate(discovery: &Discovery, addr: EndpointAddr) -> Result<usize, SyncError> {
-    let timeout = discovery.config().sync_timeout;
+pub async fn initiate(discovery: &impl SyncCatalog, addr: EndpointAddr) -> Result<usize, SyncError> {
+    let timeout = discovery.sync_timeout();
     let exchange = async {
         let mut link = Link::<CatalogSync>::open(discovery.endpoint(), addr).await?;
         link.send_raw(discovery.snapshot()).await?;
@@ -145,12 +165,12 @@ pub async fn initiate(discovery: &Discovery, addr: EndpointAddr) -> Result<usize
 /// Serves catalog syncs, each in its own task (iroh's router spawns one per
 /// connection), each bounded by `sync_timeout`.
 #[derive(Clone)]
-pub struct SyncService {
-    discovery: Discovery,
+pub struct SyncService<C> {
+    discovery: C,
 }
 
-impl SyncService {
-    pub fn new(discovery: Discovery) -> Self {
+impl<C: SyncCatalog> SyncService<C> {
+    pub fn new(discovery: C) -> Self {
         Self { discovery }
     }
 
@@ -166,13 +186,13 @@ impl SyncService {
     }
 }
 
-impl std::fmt::Debug for SyncService {
+impl<C> std::fmt::Debug for SyncService<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SyncService")
     }
 }
 
-impl ProtocolHandler for SyncService {
+impl<C: SyncCatalog> ProtocolHandler for SyncService<C> {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let remote = connection.remote_id();
         if self.discovery.is_departing() {
@@ -180,7 +200,7 @@ impl ProtocolHandler for SyncService {
             crate::network::link::close_connection(&connection, CloseReason::GracefulShutdown);
             return Ok(());
         }
-        let timeout = self.discovery.config().sync_timeout;
+        let timeout = self.discovery.sync_timeout();
         match tokio::time::timeout(timeout, self.serve(connection)).await {
             Ok(Ok(taken)) => debug!(peer = %remote.fmt_short(), taken, "served catalog sync"),
             Ok(Err(e)) => {
@@ -188,7 +208,7 @@ impl ProtocolHandler for SyncService {
             }
             Err(_) => self
                 .discovery
-                .reject("silent_peer", Some(remote), &"catalog sync timed out"),
+                .reject(Rejection::SilentPeer, Some(remote), &"catalog sync timed out"),
         }
         Ok(())
     }

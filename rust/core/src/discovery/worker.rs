@@ -21,8 +21,10 @@ use tracing::{debug, warn};
 
 use super::{
     announce::{Announcement, AnnouncementError},
+    catalog::Source,
     entry::EntryError,
-    service::{Discovery, Source},
+    rejection::Rejection,
+    service::Discovery,
 };
 
 /// Delay before re-subscribing after the gossip topic closed.
@@ -30,7 +32,7 @@ const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 /// How often stale entries are looked for: staleness is noticed within this.
 const PURGE_CHECK: Duration = Duration::from_secs(1);
 
-pub async fn run(discovery: Discovery, gossip: Gossip, bootstrap: Vec<EndpointAddr>) {
+pub(super) async fn run(discovery: Discovery, gossip: Gossip, bootstrap: Vec<EndpointAddr>) {
     for addr in &bootstrap {
         let (discovery, addr) = (discovery.clone(), addr.clone());
         let task_discovery = discovery.clone();
@@ -109,7 +111,7 @@ async fn on_gossip(discovery: &Discovery, receiver: &GossipReceiver, event: Goss
             Ok(Announcement::OwnEntryUpdate(entry)) => {
                 let network = discovery.network();
                 if entry.entry().network != network {
-                    discovery.reject("other_network", Some(message.delivered_from), &"gossiped entry");
+                    discovery.reject(Rejection::OtherNetwork, Some(message.delivered_from), &"gossiped entry");
                     return;
                 }
                 discovery.ingest(entry, Source::Gossip, Some(message.delivered_from));
@@ -122,8 +124,8 @@ async fn on_gossip(discovery: &Discovery, receiver: &GossipReceiver, event: Goss
                     AnnouncementError::Entry(
                         EntryError::BadSignature | EntryError::BadSignatureIn { .. },
                     )
-                    | AnnouncementError::BadDepartureSignature => "forged_signature",
-                    _ => "undecodable",
+                    | AnnouncementError::BadDepartureSignature => Rejection::ForgedSignature,
+                    _ => Rejection::Undecodable,
                 };
                 discovery.reject(reason, Some(message.delivered_from), &e);
             }

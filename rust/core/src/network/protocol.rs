@@ -53,25 +53,6 @@ pub trait Protocol {
     const MAX_FRAME: usize;
 }
 
-/// `/mosaik/discovery/ping/1.0`: liveness plus the peer's signed entry.
-pub struct Ping;
-
-impl Protocol for Ping {
-    const ALPN: &'static [u8] = b"/mosaik/discovery/ping/1.0";
-    const MAX_FRAME: usize = 64 * 1024;
-}
-
-/// `/mosaik/discovery/sync/1.0`: full catalog exchange.
-pub struct CatalogSync;
-
-impl Protocol for CatalogSync {
-    const ALPN: &'static [u8] = b"/mosaik/discovery/sync/1.0";
-    const MAX_FRAME: usize = 16 * 1024 * 1024;
-}
-
-/// `/mosaik/discovery/announce/1.0`: iroh-gossip under mosaik's ALPN.
-pub const ANNOUNCE_ALPN: &[u8] = b"/mosaik/discovery/announce/1.0";
-
 /// `/mosaik/streams/1.0`: one subscription per connection.
 pub struct Streams;
 
@@ -79,6 +60,3 @@ impl Protocol for Streams {
     const ALPN: &'static [u8] = b"/mosaik/streams/1.0";
     const MAX_FRAME: usize = 256 * 1024 * 1024;
 }
-
-/// `/mosaik/groups/1`: Raft bonds (later work).
-pub const GROUPS_ALPN: &[u8] = b"/mosaik/groups/1";

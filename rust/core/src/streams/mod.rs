@@ -43,7 +43,7 @@ pub use self::{
 use self::{handshake::ConsumerHandshake, producer::Subscribe};
 use crate::{
     discovery::Discovery,
-    network::{CloseReason, Link, link::close_connection, protocol::Streams as StreamsProtocol},
+    network::{CloseReason, Link, Protocol, link::close_connection, protocol::Streams as StreamsProtocol},
     primitives::Digest,
 };
 
@@ -176,6 +176,12 @@ impl Streams {
 impl std::fmt::Debug for Streams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Streams")
+    }
+}
+
+impl crate::network::ProtocolProvider for Streams {
+    fn install(&self, protocols: crate::network::Protocols) -> crate::network::Protocols {
+        protocols.serve(StreamsProtocol::ALPN, self.clone())
     }
 }
 

@@ -18,8 +18,11 @@ use iroh::{
     endpoint::{IdleTimeout, PortmapperConfig, QuicTransportConfig, presets},
 };
 
-use super::route_repair::RouteRepair;
-use crate::{discovery::DiscoveryConfig, primitives::Digest};
+use crate::{
+    discovery::{DiscoveryConfig, DiscoveryConfigError},
+    network::route_repair::RouteRepair,
+    primitives::Digest,
+};
 
 /// How long a connection may hear nothing before it is given up: a peer
 /// that was killed or cut off is noticed after this, instead of QUIC's
@@ -80,8 +83,9 @@ impl NodeConfig {
         }
     }
 
-    /// Checks the combination of options before anything binds.
+    /// Checks the settings and their combination before anything binds.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.discovery.validate()?;
         if !self.local {
             return Ok(());
         }
@@ -180,10 +184,12 @@ impl NodeConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{option} must be a loopback address when local=True, got {value}")]
+    #[error("{option}: must be a loopback address in local mode, got {value}")]
     NotLoopback { option: &'static str, value: String },
-    #[error("{option} reaches beyond loopback, so it cannot be combined with local=True")]
+    #[error("{option}: reaches beyond loopback, so it cannot be combined with local mode")]
     NotLocal { option: &'static str },
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryConfigError),
     #[error("could not bind the endpoint: {0}")]
     Bind(String),
 }

@@ -1,12 +1,16 @@
-//! `Node`: a running mosaik node: an iroh endpoint plus the protocols it
-//! serves.
+//! `Node`: a running mosaik node, composed of an iroh endpoint and the
+//! subsystems on it.
 //!
-//! Starting a node binds the endpoint and installs the protocol handlers on
-//! an iroh `Router`; it never waits for a relay, so it returns promptly with
-//! or without internet. Closing is idempotent and bounded in time.
+//! This is the one place that knows every subsystem: starting a node binds
+//! the endpoint ([`config`]), builds discovery and streams, and lets each
+//! install its own protocol handlers ([`ProtocolProvider`]) on an iroh
+//! `Router`. It never waits for a relay, so it returns promptly with or
+//! without internet. Closing is idempotent and bounded in time.
+
+pub mod config;
+mod restarts;
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -18,19 +22,12 @@ use iroh::{
     Endpoint, EndpointAddr, EndpointId, SecretKey, address_lookup::memory::MemoryLookup,
     endpoint_info::EndpointInfo, protocol::Router,
 };
-use iroh_gossip::net::Gossip;
-use tokio::sync::broadcast;
 use tracing::{debug, info};
 
-use super::{
-    address::format_address,
-    config::{ConfigError, NodeConfig},
-    link::LinkError,
-    protocol::{ANNOUNCE_ALPN, CatalogSync, Ping, Protocol, Streams as StreamsProtocol},
-    route_repair::RouteRepair,
-};
+pub use self::config::{ConfigError, NodeConfig, RelayChoice};
 use crate::{
-    discovery::{Discovery, Event, SignedPeerEntry, dht, local::LocalPeer, ping, sync::SyncService, worker},
+    discovery::{Discovery, SignedPeerEntry, dht, local::LocalPeer, ping},
+    network::{LinkError, ProtocolProvider, Protocols, address::format_address, route_repair::RouteRepair},
     primitives::Digest,
     streams::Streams,
 };
@@ -46,6 +43,8 @@ pub enum NodeError {
     Config(#[from] ConfigError),
     #[error("the node is closed")]
     Closed,
+    #[error(transparent)]
+    Link(#[from] LinkError),
 }
 
 /// A running node. Cheap to clone; all clones share one endpoint.
@@ -91,26 +90,17 @@ impl Node {
             lookup.clone(),
             config.discovery.clone(),
         );
-        let gossip = Gossip::builder()
-            .alpn(ANNOUNCE_ALPN)
-            .max_message_size(config.discovery.max_gossip_message)
-            .spawn(endpoint.clone());
         let streams = Streams::new(discovery.clone());
-        let router = Router::builder(endpoint.clone())
-            .accept(ANNOUNCE_ALPN, repair.handler(gossip.clone()))
-            .accept(
-                CatalogSync::ALPN,
-                repair.handler(SyncService::new(discovery.clone())),
-            )
-            .accept(
-                Ping::ALPN,
-                repair.handler(ping::PingService::new(local, endpoint.clone())),
-            )
-            .accept(StreamsProtocol::ALPN, repair.handler(streams.clone()))
-            .spawn();
-        let tasks = discovery.tasks().clone();
-        tasks.spawn(worker::run(discovery.clone(), gossip, config.bootstrap.clone()));
-        tasks.spawn(close_connections_of_restarted_peers(discovery.clone(), repair));
+        let subsystems: [&dyn ProtocolProvider; 2] = [&discovery, &streams];
+        let protocols = subsystems.iter().fold(
+            Protocols::new(Router::builder(endpoint.clone()), repair.clone()),
+            |protocols, subsystem| subsystem.install(protocols),
+        );
+        let router = protocols.into_router().spawn();
+        discovery.start(config.bootstrap.clone());
+        discovery
+            .tasks()
+            .spawn(restarts::close_connections_of_restarted_peers(discovery.clone(), repair));
         if config.dht {
             dht::spawn(discovery.clone(), dht::DhtConfig::default());
         }
@@ -163,11 +153,11 @@ impl Node {
     }
 
     /// Pings `addr` and returns its verified, freshly signed entry.
-    pub async fn ping(&self, addr: EndpointAddr, timeout: Duration) -> Result<SignedPeerEntry, LinkError> {
+    pub async fn ping(&self, addr: EndpointAddr, timeout: Duration) -> Result<SignedPeerEntry, NodeError> {
         if self.is_closed() {
-            return Err(LinkError::Connect("the node is closed".into()));
+            return Err(NodeError::Closed);
         }
-        ping::ping(&self.inner.endpoint, addr, timeout).await
+        Ok(ping::ping(&self.inner.endpoint, addr, timeout).await?)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -214,43 +204,5 @@ impl std::fmt::Debug for Node {
             .field("network", &self.network_id())
             .field("closed", &self.is_closed())
             .finish()
-    }
-}
-
-/// Tells the route repair about every peer that restarted (same id, a new
-/// `started_at`), so the connections of its previous run close now rather
-/// than at the idle timeout.
-async fn close_connections_of_restarted_peers(discovery: Discovery, repair: RouteRepair) {
-    let mut events = discovery.subscribe();
-    // The run each peer was last seen in. Bounded: a peer is forgotten when
-    // it departs (a restart after that is a fresh discovery, and its old
-    // connections ended with the departure or go at the idle timeout).
-    let mut runs: HashMap<EndpointId, i64> = HashMap::new();
-    let cancel = discovery.cancel_token().clone();
-    loop {
-        let event = tokio::select! {
-            _ = cancel.cancelled() => return,
-            event = events.recv() => event,
-        };
-        let event = match event {
-            Ok(event) => event,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let entry = event.entry().entry();
-        match event {
-            Event::Departed(_) => {
-                runs.remove(&entry.id());
-            }
-            Event::Discovered(_) | Event::Updated(_) => {
-                let run = entry.version.started_at_ms();
-                if runs
-                    .insert(entry.id(), run)
-                    .is_some_and(|previous| previous != run)
-                {
-                    repair.peer_restarted(entry.id(), &entry.address.addrs);
-                }
-            }
-        }
     }
 }
