@@ -26,7 +26,7 @@ use super::{
     address::format_address,
     config::{ConfigError, NodeConfig},
     link::LinkError,
-    protocol::{ANNOUNCE_ALPN, CatalogSync, Ping, Protocol, Streams as StreamsProtocol},
+    protocol::{ANNOUNCE_ALPN, CatalogSync, Ping, Protocol, ProtocolProvider, Protocols},
     route_repair::RouteRepair,
 };
 use crate::{
@@ -105,8 +105,10 @@ impl Node {
             .accept(
                 Ping::ALPN,
                 repair.handler(ping::PingService::new(local, endpoint.clone())),
-            )
-            .accept(StreamsProtocol::ALPN, repair.handler(streams.clone()))
+            );
+        let router = streams
+            .install(Protocols::new(router, repair.clone()))
+            .into_router()
             .spawn();
         let tasks = discovery.tasks().clone();
         tasks.spawn(worker::run(discovery.clone(), gossip, config.bootstrap.clone()));

@@ -72,13 +72,5 @@ impl Protocol for CatalogSync {
 /// `/mosaik/discovery/announce/1.0`: iroh-gossip under mosaik's ALPN.
 pub const ANNOUNCE_ALPN: &[u8] = b"/mosaik/discovery/announce/1.0";
 
-/// `/mosaik/streams/1.0`: one subscription per connection.
-pub struct Streams;
-
-impl Protocol for Streams {
-    const ALPN: &'static [u8] = b"/mosaik/streams/1.0";
-    const MAX_FRAME: usize = 256 * 1024 * 1024;
-}
-
 /// `/mosaik/groups/1`: Raft bonds (later work).
 pub const GROUPS_ALPN: &[u8] = b"/mosaik/groups/1";
