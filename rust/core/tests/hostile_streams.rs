@@ -6,11 +6,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mosaik_core::{
     Digest, Node,
-    network::{
-        CloseReason, Link,
-        protocol::{Protocol, Streams as StreamsProtocol},
-    },
-    streams::{ConsumerConfig, ProducerConfig},
+    network::{CloseReason, Link, Protocol},
+    streams::{ConsumerConfig, ProducerConfig, StreamsProtocol},
 };
 
 mod common;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use mosaik_core::{
     Digest, Node, NodeConfig,
-    network::{CloseReason, Link, protocol::Streams as StreamsProtocol},
+    network::{CloseReason, Link},
     streams::{
-        ConsumerConfig, ProducerConfig, Require, State,
+        ConsumerConfig, ProducerConfig, Require, State, StreamsProtocol,
         handshake::{ConsumerHandshake, Criteria, StartStream},
     },
 };

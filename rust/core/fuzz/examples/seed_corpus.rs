@@ -20,10 +20,11 @@ use mosaik_core::{
     network::{
         Protocol, format_address,
         link::codec,
-        protocol::{CatalogSync, Ping, Streams},
+        protocol::{CatalogSync, Ping},
     },
     primitives::encoding,
     streams::{
+        StreamsProtocol,
         datum::encode_prefixed,
         handshake::{ConsumerHandshake, Criteria, StartStream},
     },
@@ -198,7 +199,7 @@ fn main() {
         "streams-datums",
         &with_prefix(
             2,
-            &framed(Streams::MAX_FRAME, &[&consumer, b"\x05hello", b"\x00"]),
+            &framed(StreamsProtocol::MAX_FRAME, &[&consumer, b"\x05hello", b"\x00"]),
         ),
     );
     write(

@@ -13,11 +13,14 @@
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use mosaik_core::network::{
-    Protocol,
-    frames::FrameBuffer,
-    link::codec,
-    protocol::{CatalogSync, Ping, Streams},
+use mosaik_core::{
+    network::{
+        Protocol,
+        frames::FrameBuffer,
+        link::codec,
+        protocol::{CatalogSync, Ping},
+    },
+    streams::StreamsProtocol,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -107,7 +110,7 @@ fuzz_target!(|data: &[u8]| {
     let max_frame = match selector % 4 {
         0 => Ping::MAX_FRAME,
         1 => CatalogSync::MAX_FRAME,
-        2 => Streams::MAX_FRAME,
+        2 => StreamsProtocol::MAX_FRAME,
         // A tiny limit, so the fuzzer reaches the refusal path cheaply.
         _ => 16,
     };

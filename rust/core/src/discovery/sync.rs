@@ -24,10 +24,13 @@ use super::{
     entry::{EntryError, SignedPeerEntry},
     rejection::Rejection,
 };
-use crate::network::{
-    Protocol,
-    close::CloseReason,
-    link::{Link, LinkError},
+use crate::{
+    network::{
+        Protocol,
+        close::CloseReason,
+        link::{Link, LinkError},
+    },
+    primitives::varint,
 };
 
 /// `/mosaik/discovery/sync/1.0`: full catalog exchange.
@@ -69,16 +72,7 @@ pub enum SyncError {
 /// Encodes entries as a `CatalogSnapshot` payload, from their exact bytes.
 pub fn encode_snapshot<'a>(entries: impl ExactSizeIterator<Item = &'a SignedPeerEntry>) -> Bytes {
     let mut out = BytesMut::new();
-    let mut count = entries.len() as u64;
-    loop {
-        let byte = (count & 0x7f) as u8;
-        count >>= 7;
-        if count == 0 {
-            out.put_u8(byte);
-            break;
-        }
-        out.put_u8(byte | 0x80);
-    }
+    varint::encode(&mut out, entries.len() as u64);
     for entry in entries {
         out.put_slice(entry.wire());
     }

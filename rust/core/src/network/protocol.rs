@@ -52,11 +52,3 @@ pub trait Protocol {
     /// The largest payload we accept in one frame.
     const MAX_FRAME: usize;
 }
-
-/// `/mosaik/streams/1.0`: one subscription per connection.
-pub struct Streams;
-
-impl Protocol for Streams {
-    const ALPN: &'static [u8] = b"/mosaik/streams/1.0";
-    const MAX_FRAME: usize = 256 * 1024 * 1024;
-}

@@ -1,6 +1,8 @@
-//! Small building blocks shared by every protocol: ids and encoding.
+//! Small building blocks shared by every protocol: ids, encoding and the
+//! one varint.
 
 pub mod digest;
 pub mod encoding;
+pub mod varint;
 
 pub use digest::Digest;

@@ -5,8 +5,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-/// Longest varint postcard writes for a `usize` length (u64, 7 bits a byte).
-const MAX_VARINT: usize = 10;
+use crate::primitives::varint::{self, VarintError};
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DatumError {
@@ -22,56 +21,29 @@ pub enum DatumError {
 
 /// Bytes `encode_prefixed` appends for `len` bytes of data.
 pub fn prefixed_len(len: usize) -> usize {
-    let mut n = len as u64;
-    let mut size = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        size += 1;
-    }
-    size + len
+    varint::encoded_len(len as u64) + len
 }
 
 /// Appends `varint(len) ‖ data`: postcard's `Vec<u8>` / `String`.
 pub fn encode_prefixed(buf: &mut BytesMut, data: &[u8]) {
     buf.reserve(prefixed_len(data.len()));
-    let mut n = data.len() as u64;
-    while n >= 0x80 {
-        buf.put_u8((n as u8 & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    buf.put_u8(n as u8);
+    varint::encode(buf, data.len() as u64);
     buf.put_slice(data);
 }
 
 /// The bytes of a postcard `Vec<u8>` at the start of `frame`.
 pub fn decode_prefixed(frame: &[u8]) -> Result<&[u8], DatumError> {
-    let mut length: u64 = 0;
-    let mut pos = 0;
-    loop {
-        let Some(&byte) = frame.get(pos) else {
-            return Err(DatumError::TruncatedLength);
-        };
-        if pos == MAX_VARINT {
-            return Err(DatumError::TruncatedLength);
-        }
-        // The 10th byte holds the 64th bit only: postcard refuses more.
-        if pos == MAX_VARINT - 1 && byte > 0x01 {
-            return Err(DatumError::BadLength);
-        }
-        length |= u64::from(byte & 0x7f) << (7 * pos);
-        pos += 1;
-        if byte & 0x80 == 0 {
-            break;
-        }
-    }
-    let available = frame.len() - pos;
-    if length > available as u64 {
+    let (length, rest) = varint::decode(frame).map_err(|e| match e {
+        VarintError::Truncated => DatumError::TruncatedLength,
+        VarintError::Overflow => DatumError::BadLength,
+    })?;
+    if length > rest.len() as u64 {
         return Err(DatumError::Truncated {
             claimed: length,
-            available,
+            available: rest.len(),
         });
     }
-    Ok(&frame[pos..pos + length as usize])
+    Ok(&rest[..length as usize])
 }
 
 /// The text of a postcard `String` at the start of `frame`.

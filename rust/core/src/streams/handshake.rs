@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::primitives::Digest;
 
+/// The largest frame either side reads before the subscription starts: both
+/// frames are 64 bytes; the slack leaves room for criteria a later mosaik
+/// may carry.
+pub(crate) const HANDSHAKE_FRAME_LIMIT: usize = 4096;
+
 /// Consumer-side filter; empty (and always matching) in mosaik 0.3.13.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Criteria {}

@@ -1,4 +1,4 @@
-//! Producer: one sink per stream id, an outbox and a sender per consumer.
+//! Producer: one per stream id, an outbox and a sender per consumer.
 //!
 //! `send` waits until the producer is online (at least one consumer has
 //! received `StartStream`), then puts the datums' bytes, encoded once, into
@@ -7,15 +7,20 @@
 //! full the `Lagging` policy decides: disconnect that consumer with 10413
 //! (mosaik's default), drop the datum for it, or wait until it has room
 //! (`try_send` then says `Full`). Senders never overtake each other: the
-//! datums of one `send` are queued before the next `send`'s. A new
-//! subscription is checked as mosaik does: capacity (10509), then `require`
-//! on the consumer's entry (10403). Each sender hands QUIC each queued
-//! batch as one chunk of wire frames, encoded once for all consumers.
-//! Closing the producer ends every subscription with 204 `GracefulShutdown`,
-//! after what `send` accepted went out.
+//! datums of one `send` are queued before the next `send`'s.
+//!
+//! The acceptor (`streams/accept.rs`) hands each new subscription to this
+//! producer's admission worker (`admit` below), which checks capacity
+//! (10509) and starts a sender (`sender.rs`) for it; the sender checks
+//! `require` on the consumer's entry (10403) and hands QUIC each queued
+//! batch as one chunk of wire frames. Closing the producer ends every
+//! subscription with 204 `GracefulShutdown`, after what `send` accepted
+//! went out.
+
+pub mod outbox;
+mod sender;
 
 use std::{
-    collections::VecDeque,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -23,11 +28,10 @@ use std::{
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
 
+use self::{outbox::Outbox, sender::run_sender};
 use super::{
-    handshake::StartStream,
-    outbox::Outbox,
+    protocol::StreamsProtocol,
     require::Require,
     status::{Channel, Channels, Stats},
 };
@@ -35,17 +39,11 @@ use crate::{
     discovery::SignedPeerEntry,
     network::{
         CloseReason, Link, Protocol,
-        frames::{FrameRun, WireFrames, WireFramesBuilder},
-        protocol::Streams as StreamsProtocol,
+        frames::{WireFrames, WireFramesBuilder},
     },
     primitives::Digest,
 };
 
-/// Frames a sender takes from its outbox at once (whole runs, so it may
-/// take more): what is written before it looks for a stop again.
-const MAX_COALESCED: usize = 256;
-/// Bound on delivering what was accepted before a graceful close.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a closing link waits for the peer to see the close.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
@@ -365,109 +363,4 @@ async fn admit(shared: Arc<Shared>, mut subscribe: mpsc::Receiver<Subscribe>) {
     for outlet in outlets.list.iter_mut() {
         outlet.stop(CloseReason::GracefulShutdown);
     }
-}
-
-async fn run_sender(
-    shared: Arc<Shared>,
-    mut link: Link<StreamsProtocol>,
-    consumer: SignedPeerEntry,
-    outbox: Arc<Outbox>,
-    mut stop: oneshot::Receiver<CloseReason>,
-) {
-    // However this ends, the outbox closes: `send` stops queueing for it.
-    let _closing = CloseOnDrop(outbox.clone());
-    let peer = consumer.entry().id();
-    let guard = shared
-        .channels
-        .open(peer, shared.config.stream_id, shared.cancel.child_token());
-    if let Some(require) = &shared.config.require {
-        let allowed = tokio::select! {
-            _ = &mut stop => false,
-            allowed = require.check(consumer) => allowed,
-        };
-        if !allowed {
-            debug!(peer = %peer.fmt_short(), "consumer refused by require (10403)");
-            link.close(CloseReason::NotAllowed, CLOSE_GRACE).await;
-            return;
-        }
-    }
-    let start = StartStream(shared.network, shared.config.stream_id);
-    if let Err(e) = link.send(&start).await {
-        debug!(peer = %peer.fmt_short(), error = %e, "could not start the stream");
-        return;
-    }
-    guard.connected();
-    let channel = guard.channel().clone();
-    let connection = link.connection().clone();
-    let mut runs = VecDeque::new();
-    let reason = loop {
-        let more = tokio::select! {
-            biased;
-            reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
-            _ = connection.closed() => break None,
-            more = outbox.pop_many(MAX_COALESCED, &mut runs) => more,
-        };
-        if !more {
-            break Some(CloseReason::GracefulShutdown);
-        }
-        // A consumer that stopped reading blocks this write on QUIC flow
-        // control; the stop (10413, 204) must still get through.
-        tokio::select! {
-            biased;
-            reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
-            _ = connection.closed() => break None,
-            written = write_runs(&mut link, &channel, &mut runs) => if written.is_err() { break None },
-        }
-    };
-    drop(guard);
-    match reason {
-        Some(CloseReason::GracefulShutdown) => {
-            // Frames already queued for this consumer still go out, within a
-            // bound; then the stream ends and 204 follows once they arrived.
-            let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
-                while !runs.is_empty() || outbox.try_pop_many(MAX_COALESCED, &mut runs) {
-                    write_runs(&mut link, &channel, &mut runs).await?;
-                }
-                Ok::<_, crate::network::LinkError>(())
-            })
-            .await;
-            debug!(peer = %peer.fmt_short(), "ending subscription gracefully (204)");
-            link.finish_and_close(CloseReason::GracefulShutdown, CLOSE_GRACE)
-                .await;
-        }
-        Some(reason) => {
-            debug!(peer = %peer.fmt_short(), %reason, "ending subscription");
-            link.close(reason, CLOSE_GRACE).await;
-        }
-        None => {}
-    }
-}
-
-struct CloseOnDrop(Arc<Outbox>);
-
-impl Drop for CloseOnDrop {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
-
-/// Writes `runs`, each handed to QUIC as one chunk. Cancel-safe: a run
-/// leaves `runs` (and its bytes leave it) only once the link took them, so
-/// a graceful stop that interrupts a write (to get through a blocked one)
-/// still sends the rest.
-async fn write_runs(
-    link: &mut Link<StreamsProtocol>,
-    channel: &Channel,
-    runs: &mut VecDeque<FrameRun>,
-) -> Result<(), crate::network::LinkError> {
-    while let Some(run) = runs.front_mut() {
-        if !run.wire.is_empty() {
-            link.write_wire(&mut run.wire).await?;
-        }
-        if run.wire.is_empty() {
-            channel.stats().record_many(run.frames, run.payload_bytes);
-            runs.pop_front();
-        }
-    }
-    Ok(())
 }

@@ -1,0 +1,119 @@
+//! The consumer's worker: follows the catalog, one receiver per producer.
+//!
+//! It starts a receiver (`receiver.rs`) for every peer whose signed entry
+//! lists the stream and passes `require`, and cancels receivers whose
+//! producer left, went stale, stopped passing or restarted (a new receiver
+//! then dials the new run at once). A receiver that ended for good is tried
+//! again only once its producer's entry changes (a restart, a re-announce),
+//! so a gone stream is not dialled in a loop. It wakes on discovery events
+//! and once a second; when the consumer or the node closes it cancels every
+//! receiver and closes the delivery queue.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use iroh::EndpointId;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Shared, receiver::receive};
+use crate::discovery::{PeerEntryVersion, SignedPeerEntry};
+
+/// How often the worker re-checks the catalog besides discovery events.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
+struct Following {
+    version: PeerEntryVersion,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Keeps one receiver per eligible producer.
+pub(super) async fn follow_producers(shared: Arc<Shared>) {
+    let mut events = shared.discovery.subscribe();
+    let stop = shared.discovery.cancel_token().clone();
+    let mut following: HashMap<EndpointId, Following> = HashMap::new();
+    // Producers whose receiver ended for good, with their entry's version then.
+    let mut ended: HashMap<EndpointId, PeerEntryVersion> = HashMap::new();
+    let mut verdicts: HashMap<EndpointId, (PeerEntryVersion, bool)> = HashMap::new();
+    loop {
+        let eligible = eligible_producers(&shared, &mut verdicts).await;
+        following.retain(|id, f| {
+            if f.task.is_finished() {
+                // The entry as it is now: only a change after the end earns a retry.
+                let version = eligible.get(id).map_or(f.version, |e| e.entry().version);
+                ended.insert(*id, version);
+                return false;
+            }
+            // A producer that restarted (a new `started_at`) is dialled
+            // afresh: the old link may be dead without either side knowing
+            // until QUIC's idle timeout.
+            let keep = eligible
+                .get(id)
+                .is_some_and(|e| e.entry().version.started_at_ms() == f.version.started_at_ms());
+            if !keep {
+                f.cancel.cancel();
+            }
+            keep
+        });
+        ended.retain(|id, _| eligible.contains_key(id));
+        for (id, entry) in eligible {
+            let version = entry.entry().version;
+            if following.contains_key(&id) || ended.get(&id) == Some(&version) {
+                continue;
+            }
+            let cancel = shared.cancel.child_token();
+            let addr = entry.entry().address.clone();
+            let task = tokio::spawn(receive(shared.clone(), addr, cancel.clone()));
+            following.insert(
+                id,
+                Following {
+                    version,
+                    cancel,
+                    task,
+                },
+            );
+        }
+        tokio::select! {
+            _ = shared.cancel.cancelled() => break,
+            _ = stop.cancelled() => break,
+            _ = events.recv() => {}
+            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+        }
+    }
+    for f in following.values() {
+        f.cancel.cancel();
+    }
+    shared.queue.close();
+}
+
+/// Peers that list the stream and pass `require`, which is asked again only
+/// about entries it has not seen.
+async fn eligible_producers(
+    shared: &Shared,
+    verdicts: &mut HashMap<EndpointId, (PeerEntryVersion, bool)>,
+) -> HashMap<EndpointId, SignedPeerEntry> {
+    let mut producers: HashMap<EndpointId, SignedPeerEntry> = shared
+        .discovery
+        .peers()
+        .into_iter()
+        .filter(|e| e.entry().streams.contains(&shared.config.stream_id))
+        .map(|e| (e.entry().id(), e))
+        .collect();
+    let Some(require) = &shared.config.require else {
+        return producers;
+    };
+    verdicts.retain(|id, _| producers.contains_key(id));
+    let unseen: Vec<SignedPeerEntry> = producers
+        .values()
+        .filter(|e| verdicts.get(&e.entry().id()).map(|(v, _)| *v) != Some(e.entry().version))
+        .cloned()
+        .collect();
+    if !unseen.is_empty() {
+        let answers = require.check_all(unseen.clone()).await;
+        for (entry, accepted) in unseen.iter().zip(answers) {
+            verdicts.insert(entry.entry().id(), (entry.entry().version, accepted));
+        }
+    }
+    producers.retain(|id, _| verdicts.get(id).is_some_and(|(_, accepted)| *accepted));
+    producers
+}
