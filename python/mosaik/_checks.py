@@ -13,7 +13,7 @@ parser that reads them, with the argument's name.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._mosaik import CHOICES
@@ -75,12 +75,24 @@ def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> floa
     return seconds
 
 
+def check_seconds_or_zero(name: str, value: object) -> float:
+    return check_seconds(name, value, allow_zero=True)
+
+
 def check_fraction(name: str, value: object) -> float:
     """A number within [0, 1]."""
     fraction = check_number(name, value)
     if not 0 <= fraction <= 1:
         raise ValueError(f"{name}: must be within [0, 1], got {value!r}")
     return fraction
+
+
+def check_fields(
+    obj: object, names: Iterable[str], check: Callable[[str, object], object], prefix: str = ""
+) -> None:
+    """Runs ``check`` on each named attribute of ``obj``, named ``prefix + name``."""
+    for name in names:
+        check(prefix + name, getattr(obj, name))
 
 
 def check_timeout(name: str, value: object) -> float | None:

@@ -32,32 +32,42 @@ class Codec(Protocol):
     def decode(self, buf: bytes) -> Any: ...
 
 
-class BytesCodec:
+Layout = Literal["raw", "bytes", "str"]
+
+
+class _NativeLayout:
+    """A codec that is exactly one of the native datum layouts."""
+
+    name: str
+    layout: Layout
+
+    def encode(self, obj: Any) -> bytes:
+        return encode_datum(self.layout, obj)
+
+    def decode(self, buf: bytes) -> Any:
+        return decode_datum(self.layout, buf)
+
+
+class BytesCodec(_NativeLayout):
     """``bytes`` <-> Rust ``Vec<u8>``."""
 
-    name = "bytes"
-
-    def encode(self, obj: Any) -> bytes:
-        return encode_datum("bytes", obj)
-
-    def decode(self, buf: bytes) -> bytes:
-        return decode_datum("bytes", buf)  # type: ignore[no-any-return]
+    name = layout = "bytes"
 
 
-class StrCodec:
+class StrCodec(_NativeLayout):
     """``str`` <-> Rust ``String``."""
 
-    name = "str"
+    name = layout = "str"
 
-    def encode(self, obj: Any) -> bytes:
-        return encode_datum("str", obj)
 
-    def decode(self, buf: bytes) -> str:
-        return decode_datum("str", buf)  # type: ignore[no-any-return]
+class RawCodec(_NativeLayout):
+    """Frame payloads as they are."""
+
+    name = layout = "raw"
 
 
 class JsonCodec:
-    """JSON values <-> Rust ``String`` holding JSON."""
+    """JSON values <-> Rust ``String`` holding JSON (natively laid out as ``str``)."""
 
     name = "json"
 
@@ -66,18 +76,6 @@ class JsonCodec:
 
     def decode(self, buf: bytes) -> Any:
         return _json_value(decode_datum("str", buf))
-
-
-class RawCodec:
-    """Frame payloads as they are."""
-
-    name = "raw"
-
-    def encode(self, obj: Any) -> bytes:
-        return encode_datum("raw", obj)
-
-    def decode(self, buf: bytes) -> bytes:
-        return buf
 
 
 BUILT_IN: dict[str, Codec] = {
@@ -99,7 +97,7 @@ class Plan:
     per-datum path; their ``encode``/``decode`` methods stay the reference.
     """
 
-    layout: Literal["raw", "bytes", "str"]
+    layout: Layout
     encode: Callable[[Any], Any] | None
     decode: Callable[[Any], Any] | None
 
@@ -119,14 +117,10 @@ def _json_value(text: str) -> Any:
 
 
 def plan(codec: Codec) -> Plan:
-    if isinstance(codec, BytesCodec):
-        return Plan("bytes", None, None)
-    if isinstance(codec, StrCodec):
-        return Plan("str", None, None)
+    if isinstance(codec, _NativeLayout):
+        return Plan(codec.layout, None, None)
     if isinstance(codec, JsonCodec):
         return Plan("str", _json_text, _json_value)
-    if isinstance(codec, RawCodec):
-        return Plan("raw", None, None)
     return Plan("raw", codec.encode, codec.decode)
 
 

@@ -45,8 +45,8 @@ class DiscoveryConfig:
     def _checked(self) -> DiscoveryConfig:
         """This config, once every field has passed its check (the native
         side reads the fields by name)."""
-        for name in ("purge_after", "announce_interval", "max_time_drift", "sync_timeout"):
-            _checks.check_seconds(name, getattr(self, name))
+        seconds = ("purge_after", "announce_interval", "max_time_drift", "sync_timeout")
+        _checks.check_fields(self, seconds, _checks.check_seconds)
         _checks.check_fraction("announce_jitter", self.announce_jitter)
         _checks.check_int("events_backlog", self.events_backlog, minimum=1)
         return self

@@ -56,8 +56,9 @@ class Backoff:
     jitter: bool = DEFAULTS["backoff_jitter"]
 
     def __post_init__(self) -> None:
-        for name in ("initial", "max_delay", "max_elapsed"):
-            _checks.check_seconds(f"backoff.{name}", getattr(self, name), allow_zero=True)
+        _checks.check_fields(
+            self, ("initial", "max_delay", "max_elapsed"), _checks.check_seconds_or_zero, "backoff."
+        )
         factor = _checks.check_number("backoff.factor", self.factor)
         if not 1 <= factor < float("inf"):
             raise ValueError(f"backoff.factor: must be a finite number >= 1, got {self.factor!r}")

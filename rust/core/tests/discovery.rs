@@ -282,8 +282,8 @@ async fn hostile_gossip_is_rejected_and_counted() {
     use iroh::{address_lookup::memory::MemoryLookup, endpoint_info::EndpointInfo, protocol::Router};
     use iroh_gossip::{net::Gossip, proto::TopicId};
     use mosaik_core::{
-        discovery::announce::{Announcement, GracefulDeparture},
         discovery::announce::ANNOUNCE_ALPN,
+        discovery::announce::{Announcement, GracefulDeparture},
     };
 
     let target = node_with("gossip-hostile", &[]).await;

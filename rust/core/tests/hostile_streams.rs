@@ -17,7 +17,7 @@ use common::{WAIT, pair};
 /// The producer still serves an honest consumer on `b`.
 async fn still_serves(a: &Node, b: &Node, stream: Digest) {
     let producer = a.streams().producer(ProducerConfig::new(stream)).unwrap();
-    let consumer = b.streams().consumer(ConsumerConfig::new(stream));
+    let consumer = b.streams().consumer(ConsumerConfig::new(stream)).unwrap();
     tokio::time::timeout(WAIT, consumer.subscribed(1)).await.unwrap();
     producer.send(Bytes::from_static(b"fine")).await.unwrap();
     let datum = tokio::time::timeout(WAIT, consumer.recv())

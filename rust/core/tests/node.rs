@@ -2,11 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use mosaik_core::{
-    Digest, Node, NodeConfig, RelayChoice,
-    ConfigError, NodeError,
-    network::parse_address,
-};
+use mosaik_core::{ConfigError, Digest, Node, NodeConfig, NodeError, RelayChoice, network::parse_address};
 
 fn local(name: &str) -> NodeConfig {
     NodeConfig::local(Digest::from_name(name))

@@ -22,7 +22,7 @@ async fn every_datum_arrives_in_order() {
     let (a, b) = pair("streams-order").await;
     let stream = Digest::from_name("numbers");
     let producer = a.streams().producer(ProducerConfig::new(stream)).unwrap();
-    let consumer = b.streams().consumer(ConsumerConfig::new(stream));
+    let consumer = b.streams().consumer(ConsumerConfig::new(stream)).unwrap();
     tokio::time::timeout(WAIT, consumer.subscribed(1))
         .await
         .expect("consumer connects");
@@ -64,7 +64,7 @@ async fn closing_the_producer_ends_the_subscription_for_good() {
     let (a, b) = pair("streams-close").await;
     let stream = Digest::from_name("ticks");
     let producer = a.streams().producer(ProducerConfig::new(stream)).unwrap();
-    let consumer = b.streams().consumer(ConsumerConfig::new(stream));
+    let consumer = b.streams().consumer(ConsumerConfig::new(stream)).unwrap();
     tokio::time::timeout(WAIT, consumer.subscribed(1)).await.unwrap();
     assert!(
         a.streams().producer(ProducerConfig::new(stream)).is_err(),
@@ -176,7 +176,7 @@ async fn slow_consumer_receives(lagging: mosaik_core::streams::Lagging, count: u
     let producer = a.streams().producer(config).unwrap();
     let mut consumer_config = ConsumerConfig::new(stream);
     consumer_config.queue_size = 4;
-    let consumer = b.streams().consumer(consumer_config);
+    let consumer = b.streams().consumer(consumer_config).unwrap();
     tokio::time::timeout(WAIT, producer.subscribed(1)).await.unwrap();
     let sender = tokio::spawn({
         let producer = producer.clone();
@@ -229,7 +229,7 @@ async fn disconnect_cuts_off_a_slow_consumer() {
     let producer = a.streams().producer(config).unwrap(); // Lagging::Disconnect is the default
     let mut consumer_config = ConsumerConfig::new(stream);
     consumer_config.queue_size = 4;
-    let _never_read = b.streams().consumer(consumer_config);
+    let _never_read = b.streams().consumer(consumer_config).unwrap();
     tokio::time::timeout(WAIT, producer.subscribed(1)).await.unwrap();
     // Once cut off (10413) the producer is offline and `send` waits; the
     // consumer comes back after its backoff. What we check is the cut.
@@ -291,7 +291,7 @@ async fn a_consumer_the_producer_forgot_is_let_in_after_a_catalog_sync() {
     })
     .await
     .expect("the consumer sees the stream advertised");
-    let consumer = b.streams().consumer(ConsumerConfig::new(stream));
+    let consumer = b.streams().consumer(ConsumerConfig::new(stream)).unwrap();
     // First attempt: 401; the receiver syncs catalogs and retries.
     tokio::time::timeout(WAIT, consumer.subscribed(1))
         .await
@@ -414,7 +414,7 @@ async fn a_consumer_follows_only_the_producers_it_requires() {
     config.require = Some(Require::new(|entry| {
         entry.entry().tags.contains(&Digest::from_name("primary"))
     }));
-    let consumer = reader.streams().consumer(config);
+    let consumer = reader.streams().consumer(config).unwrap();
     tokio::time::timeout(WAIT, consumer.subscribed(1)).await.unwrap();
     from_primary.send(Bytes::from_static(b"primary")).await.unwrap();
     let datum = tokio::time::timeout(WAIT, consumer.recv())
@@ -437,7 +437,7 @@ async fn a_rejected_producer_is_left_until_its_entry_changes() {
     let (a, b) = pair("streams-reject").await;
     let stream = Digest::from_name("garbage");
     let producer = a.streams().producer(ProducerConfig::new(stream)).unwrap();
-    let consumer = b.streams().consumer(ConsumerConfig::new(stream));
+    let consumer = b.streams().consumer(ConsumerConfig::new(stream)).unwrap();
     tokio::time::timeout(WAIT, consumer.subscribed(1)).await.unwrap();
     producer.send(Bytes::from_static(b"\xff")).await.unwrap();
     let datum = tokio::time::timeout(WAIT, consumer.recv())

@@ -33,11 +33,18 @@ pub struct Batch {
 }
 
 /// The Python value of one frame payload, or why it is not one.
-pub fn decode<'py>(py: Python<'py>, layout: DatumLayout, payload: &[u8]) -> Result<Bound<'py, PyAny>, String> {
-    let data = layout.decode(payload).map_err(|e| e.to_string())?;
+pub fn decode<'py>(
+    py: Python<'py>,
+    layout: DatumLayout,
+    payload: &[u8],
+) -> Result<Bound<'py, PyAny>, String> {
     Ok(match layout {
-        DatumLayout::Str => PyString::new(py, std::str::from_utf8(data).map_err(|e| e.to_string())?).into_any(),
-        DatumLayout::Raw | DatumLayout::Bytes => PyBytes::new(py, data).into_any(),
+        DatumLayout::Str => {
+            PyString::new(py, layout.decode_str(payload).map_err(|e| e.to_string())?).into_any()
+        }
+        DatumLayout::Raw | DatumLayout::Bytes => {
+            PyBytes::new(py, layout.decode(payload).map_err(|e| e.to_string())?).into_any()
+        }
     })
 }
 
@@ -96,7 +103,11 @@ impl PyConsumer {
     /// Followed producers, connecting or connected.
     #[getter]
     fn channels(&self) -> Vec<ChannelInfo> {
-        self.consumer.channels().iter().map(|c| ChannelInfo::of(c)).collect()
+        self.consumer
+            .channels()
+            .iter()
+            .map(|c| ChannelInfo::of(c))
+            .collect()
     }
 
     #[getter]
@@ -165,10 +176,7 @@ impl PyConsumer {
 
     fn subscribed<'py>(&self, py: Python<'py>, minimum: usize) -> PyResult<Bound<'py, PyAny>> {
         let consumer = self.consumer.clone();
-        runtime::into_py_future(py, async move {
-            consumer.subscribed(minimum).await;
-            Ok(())
-        })
+        runtime::until_done(py, async move { consumer.subscribed(minimum).await })
     }
 
     fn close(&self) {

@@ -16,7 +16,9 @@ use mosaik_core::{
     Digest, RelayChoice,
     discovery::{DiscoveryConfig, Event, SignedPeerEntry},
     network::format_address,
-    streams::{BackoffConfig, Channel, ConsumerConfig, Lagging, Overflow, ProducerConfig, datum::DatumLayout},
+    streams::{
+        BackoffConfig, Channel, ConsumerConfig, Lagging, Overflow, ProducerConfig, datum::DatumLayout,
+    },
 };
 use pyo3::{
     prelude::*,

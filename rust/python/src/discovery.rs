@@ -49,10 +49,7 @@ impl PyDiscovery {
 
     fn wait_for_peers<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyAny>> {
         let node = self.node.clone();
-        runtime::into_py_future(py, async move {
-            node.discovery().wait_for_peers(n).await;
-            Ok(())
-        })
+        runtime::until_done(py, async move { node.discovery().wait_for_peers(n).await })
     }
 
     /// Full catalog exchange with the peer at `address`; resolves to the

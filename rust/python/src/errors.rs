@@ -115,7 +115,9 @@ impl From<Error> for PyErr {
             Error::Send(SendError::Full(_)) => Full::new_err("the producer's buffer is full"),
             Error::Send(SendError::Closed(_)) => Closed::new_err("the producer is closed"),
             Error::Send(too_large @ SendError::TooLarge(_)) => value_error("datum", too_large),
-            Error::Streams(duplicate @ StreamsError::DuplicateProducer(_)) => value_error("stream", duplicate),
+            Error::Streams(duplicate @ StreamsError::DuplicateProducer(_)) => {
+                value_error("stream", duplicate)
+            }
             // Configuration errors name their field themselves.
             Error::Streams(other) => PyValueError::new_err(other.to_string()),
             Error::Address(argument, e) => value_error(argument, e),

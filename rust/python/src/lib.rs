@@ -30,7 +30,11 @@ fn id_of<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyBytes> {
 
 /// `datum` as a frame payload in `layout` (what `send` puts on the wire).
 #[pyfunction]
-fn encode_datum<'py>(py: Python<'py>, layout: &str, datum: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+fn encode_datum<'py>(
+    py: Python<'py>,
+    layout: &str,
+    datum: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let payload = producer::payload_of(convert::layout(layout)?, datum)?;
     Ok(PyBytes::new(py, &payload))
 }

@@ -122,10 +122,7 @@ impl PyNode {
     /// Closes the node; idempotent.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let node = self.node.clone();
-        runtime::into_py_future(py, async move {
-            node.close().await;
-            Ok(())
-        })
+        runtime::until_done(py, async move { node.close().await })
     }
 
     fn __repr__(&self) -> String {

@@ -3,12 +3,13 @@
 //! by the core's `DatumLayout` straight into the frames the links write, in
 //! one pass over each batch: no Python code runs per datum.
 
-use mosaik_core::streams::{
-    Producer, SendError,
-    datum::DatumLayout,
-    producer::{MAX_DATUM, frames_builder},
+use mosaik_core::{
+    network::frames::{WireFrames, WireFramesBuilder},
+    streams::{
+        Producer, SendError,
+        datum::{DatumLayout, frames_builder},
+    },
 };
-use mosaik_core::network::frames::{WireFrames, WireFramesBuilder};
 use pyo3::{
     IntoPyObjectExt,
     exceptions::PyTypeError,
@@ -23,7 +24,11 @@ use crate::{
 };
 
 /// Calls `write` with the bytes of `datum`, or raises `TypeError` naming it.
-fn with_data<R>(layout: DatumLayout, datum: &Bound<'_, PyAny>, write: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+fn with_data<R>(
+    layout: DatumLayout,
+    datum: &Bound<'_, PyAny>,
+    write: impl FnOnce(&[u8]) -> R,
+) -> PyResult<R> {
     if layout == DatumLayout::Str {
         let text = datum.cast::<PyString>().map_err(|_| wrong_type("str", datum))?;
         return Ok(write(text.to_cow()?.as_bytes()));
@@ -68,15 +73,9 @@ fn push(
     name: impl Fn() -> String,
 ) -> PyResult<()> {
     with_data(layout, datum, |data| {
-        layout.push(frames, data).map_err(|_| {
-            value_error(
-                &name(),
-                format!(
-                    "a datum of {} bytes exceeds the stream's frame limit of {MAX_DATUM} bytes",
-                    data.len()
-                ),
-            )
-        })
+        layout
+            .push(frames, data)
+            .map_err(|too_large| value_error(&name(), too_large))
     })?
 }
 
@@ -129,7 +128,11 @@ impl PyProducer {
     /// Live subscriptions, connecting or connected.
     #[getter]
     fn channels(&self) -> Vec<ChannelInfo> {
-        self.producer.channels().iter().map(|c| ChannelInfo::of(c)).collect()
+        self.producer
+            .channels()
+            .iter()
+            .map(|c| ChannelInfo::of(c))
+            .collect()
     }
 
     #[getter]
@@ -186,9 +189,10 @@ impl PyProducer {
         let rest = frames.slice(sent..count);
         let producer = self.producer.clone();
         runtime::into_py_future(py, async move {
-            producer.send_many(rest).await.map_err(|(error, more)| {
-                Python::attach(|py| with_sent(py, py_err(error), sent + more))
-            })?;
+            producer
+                .send_many(rest)
+                .await
+                .map_err(|(error, more)| Python::attach(|py| with_sent(py, py_err(error), sent + more)))?;
             Ok(count)
         })
     }
@@ -202,10 +206,7 @@ impl PyProducer {
 
     fn subscribed<'py>(&self, py: Python<'py>, minimum: usize) -> PyResult<Bound<'py, PyAny>> {
         let producer = self.producer.clone();
-        runtime::into_py_future(py, async move {
-            producer.subscribed(minimum).await;
-            Ok(())
-        })
+        runtime::until_done(py, async move { producer.subscribed(minimum).await })
     }
 
     fn close(&self) {

@@ -218,6 +218,25 @@ where
     Ok(future)
 }
 
+/// An awaitable that resolves to `None` once `fut` has finished.
+pub fn until_done<'py>(
+    py: Python<'py>,
+    fut: impl Future<Output = ()> + Send + 'static,
+) -> PyResult<Bound<'py, PyAny>> {
+    into_py_future(py, async move {
+        fut.await;
+        Ok(())
+    })
+}
+
+/// Runs `make` inside the runtime, for core calls that spawn their workers
+/// with `tokio::spawn`.
+pub fn entered<T>(make: impl FnOnce() -> T) -> PyResult<T> {
+    let handle = handle()?;
+    let _entered = handle.enter();
+    Ok(make())
+}
+
 /// Hands `outcome` to the loop that owns `future`, unless nobody can take it.
 fn resolve<T>(
     py: Python<'_>,

@@ -81,10 +81,7 @@ impl PyStreams {
             config.max_consumers = max;
         }
         config.require = options.require.map(require_from);
-        // The core spawns its workers with `tokio::spawn`: run it inside our runtime.
-        let handle = runtime::handle()?;
-        let _entered = handle.enter();
-        let producer = self.node.streams().producer(config).map_err(py_err)?;
+        let producer = runtime::entered(|| self.node.streams().producer(config))?.map_err(py_err)?;
         Ok(PyProducer::new(producer, layout))
     }
 
@@ -98,9 +95,7 @@ impl PyStreams {
             config.backoff = backoff.into_config()?;
         }
         config.require = options.require.map(require_from);
-        let handle = runtime::handle()?;
-        let _entered = handle.enter();
-        let consumer = self.node.streams().consumer(config).map_err(py_err)?;
+        let consumer = runtime::entered(|| self.node.streams().consumer(config))?.map_err(py_err)?;
         Ok(PyConsumer::new(Arc::new(consumer), layout))
     }
 }

@@ -25,7 +25,7 @@ use mosaik_core::{
     primitives::encoding,
     streams::{
         StreamsProtocol,
-        datum::encode_prefixed,
+        datum::DatumLayout,
         handshake::{ConsumerHandshake, Criteria, StartStream},
     },
 };
@@ -225,7 +225,7 @@ fn main() {
         ("long", &[0x5a; 300]),
     ] {
         let mut frame = BytesMut::new();
-        encode_prefixed(&mut frame, data);
+        DatumLayout::Bytes.encode_into(&mut frame, data);
         write("datum", name, &frame);
     }
     write("datum", "overlong-varint", &[0x80, 0x80, 0x00]);

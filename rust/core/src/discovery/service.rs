@@ -121,9 +121,11 @@ impl Discovery {
     /// Runs the worker: gossip, periodic announces and purges, and a
     /// catalog sync with each bootstrap peer.
     pub fn start(&self, bootstrap: Vec<EndpointAddr>) {
-        self.inner
-            .tasks
-            .spawn(worker::run(self.clone(), self.inner.gossip_net.clone(), bootstrap));
+        self.inner.tasks.spawn(worker::run(
+            self.clone(),
+            self.inner.gossip_net.clone(),
+            bootstrap,
+        ));
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -291,11 +293,7 @@ impl Discovery {
             Upsert::Rejected(Rejection::NotNewer | Rejection::OwnEntry) => {}
             Upsert::Rejected(rejection) => {
                 let id = entry.entry().id();
-                self.reject(
-                    rejection,
-                    from,
-                    &format_args!("entry of {}", id.fmt_short()),
-                );
+                self.reject(rejection, from, &format_args!("entry of {}", id.fmt_short()));
             }
         }
         outcome
@@ -305,7 +303,11 @@ impl Discovery {
     pub(crate) fn depart_peer(&self, departure: &GracefulDeparture, from: Option<EndpointId>) {
         let drift = self.inner.config.max_time_drift.as_millis() as i64;
         if (now_ms() - departure.timestamp.timestamp_millis()).abs() > drift {
-            self.reject(Rejection::StaleDeparture, from, &"departure outside the drift bound");
+            self.reject(
+                Rejection::StaleDeparture,
+                from,
+                &"departure outside the drift bound",
+            );
             return;
         }
         let removed = self

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     network::{
-        Protocol,
+        CLOSE_GRACE, Protocol,
         close::CloseReason,
         link::{Link, LinkError},
     },
@@ -148,7 +148,7 @@ pub async fn initiate(discovery: &impl SyncCatalog, addr: EndpointAddr) -> Resul
         link.send_raw(discovery.snapshot()).await?;
         let snapshot = receive_snapshot(discovery, &mut link).await?;
         let from = link.remote_id();
-        link.close(CloseReason::Success, Duration::from_millis(200)).await;
+        link.close(CloseReason::Success, CLOSE_GRACE).await;
         Ok::<_, SyncError>(merge(discovery, snapshot, from))
     };
     tokio::time::timeout(timeout, exchange)

@@ -111,7 +111,11 @@ async fn on_gossip(discovery: &Discovery, receiver: &GossipReceiver, event: Goss
             Ok(Announcement::OwnEntryUpdate(entry)) => {
                 let network = discovery.network();
                 if entry.entry().network != network {
-                    discovery.reject(Rejection::OtherNetwork, Some(message.delivered_from), &"gossiped entry");
+                    discovery.reject(
+                        Rejection::OtherNetwork,
+                        Some(message.delivered_from),
+                        &"gossiped entry",
+                    );
                     return;
                 }
                 discovery.ingest(entry, Source::Gossip, Some(message.delivered_from));

@@ -4,7 +4,11 @@
 //! compares codes only); the reason bytes are the ASCII type name, exactly as
 //! mosaik's `make_close_reason!` writes them, so logs on both sides agree.
 
-use std::fmt;
+use std::{fmt, time::Duration};
+
+/// How long a link that closes waits for the peer to read the close before
+/// the connection goes: a peer that acts on the code must see it.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(200);
 
 macro_rules! close_reasons {
     ($($(#[$doc:meta])* $variant:ident = ($code:literal, $name:literal),)*) => {

@@ -12,6 +12,6 @@ pub mod route_repair;
 pub use iroh::{EndpointAddr, EndpointId};
 
 pub use address::{AddressError, format_address, parse_address};
-pub use close::{CloseReason, RemoteClose};
+pub use close::{CLOSE_GRACE, CloseReason, RemoteClose};
 pub use link::{Link, LinkError};
 pub use protocol::{Protocol, ProtocolProvider, Protocols};

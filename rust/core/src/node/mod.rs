@@ -100,7 +100,10 @@ impl Node {
         discovery.start(config.bootstrap.clone());
         discovery
             .tasks()
-            .spawn(restarts::close_connections_of_restarted_peers(discovery.clone(), repair));
+            .spawn(restarts::close_connections_of_restarted_peers(
+                discovery.clone(),
+                repair,
+            ));
         if config.dht {
             dht::spawn(discovery.clone(), dht::DhtConfig::default());
         }

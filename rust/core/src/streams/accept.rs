@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     discovery::Discovery,
-    network::{CloseReason, Link, LinkError, link::close_connection},
+    network::{CLOSE_GRACE, CloseReason, Link, LinkError, link::close_connection},
     primitives::Digest,
 };
 
@@ -135,7 +135,7 @@ fn refuse_connection(connection: &Connection, refusal: Refusal) -> Refusal {
 /// Closes `link` with `refusal`'s code, giving the consumer time to read it.
 async fn refuse(link: Link<StreamsProtocol>, refusal: Refusal) -> Refusal {
     if let Some(reason) = refusal.close_reason() {
-        link.close(reason, Duration::from_millis(200)).await;
+        link.close(reason, CLOSE_GRACE).await;
     }
     refusal
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 
+use super::StreamsConfigError;
+
 #[derive(Clone, Debug)]
 pub struct BackoffConfig {
     pub initial: Duration,
@@ -30,6 +32,22 @@ impl Default for BackoffConfig {
             max_elapsed: Duration::from_secs(300),
             jitter: true,
         }
+    }
+}
+
+impl BackoffConfig {
+    /// Refuses delays that cannot grow or that shrink.
+    pub fn validate(&self) -> Result<(), StreamsConfigError> {
+        if !(self.factor.is_finite() && self.factor >= 1.0) {
+            return Err(StreamsConfigError::BackoffFactor(self.factor));
+        }
+        if self.max_delay < self.initial {
+            return Err(StreamsConfigError::BackoffMaxDelay {
+                initial: self.initial,
+                max_delay: self.max_delay,
+            });
+        }
+        Ok(())
     }
 }
 

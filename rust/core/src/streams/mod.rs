@@ -23,6 +23,7 @@ pub mod status;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use tokio::sync::mpsc;
@@ -30,7 +31,7 @@ use tokio::sync::mpsc;
 use self::{accept::Acceptor, producer::Subscribe};
 pub use self::{
     backoff::BackoffConfig,
-    consumer::{Arrival, Consumer, ConsumerConfig, Delivery, Overflow},
+    consumer::{Arrival, Consumer, ConsumerConfig, Delivery, Overflow, TryRecvError},
     producer::{Lagging, Producer, ProducerConfig, SendError},
     protocol::StreamsProtocol,
     require::Require,
@@ -46,6 +47,20 @@ use crate::{
 pub enum StreamsError {
     #[error("this node already has a producer for stream {0}")]
     DuplicateProducer(Digest),
+    #[error(transparent)]
+    Config(#[from] StreamsConfigError),
+}
+
+/// A producer, consumer or backoff setting that breaks its rule; the
+/// message names the field.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum StreamsConfigError {
+    #[error("{field}: must be at least 1, got 0")]
+    Zero { field: &'static str },
+    #[error("backoff.factor: must be a finite number >= 1, got {0}")]
+    BackoffFactor(f32),
+    #[error("backoff.max_delay: must be at least initial ({initial:?}), got {max_delay:?}")]
+    BackoffMaxDelay { initial: Duration, max_delay: Duration },
 }
 
 /// This node's producers by stream id, each with the inlet of its
@@ -81,6 +96,7 @@ impl Streams {
     /// Starts producing `config.stream_id` and advertises it in our entry
     /// (announced in the background).
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer, StreamsError> {
+        config.validate()?;
         let stream = config.stream_id;
         let producer = {
             let mut sinks = self.sinks.0.lock().expect("sinks");
@@ -108,8 +124,9 @@ impl Streams {
         Ok(producer)
     }
 
-    pub fn consumer(&self, config: ConsumerConfig) -> Consumer {
-        Consumer::spawn(config, self.discovery.clone())
+    pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer, StreamsError> {
+        config.validate()?;
+        Ok(Consumer::spawn(config, self.discovery.clone()))
     }
 
     /// Closes every producer (204 to their consumers).

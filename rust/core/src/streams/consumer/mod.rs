@@ -20,9 +20,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-pub use self::queue::{Arrival, Delivery, Overflow};
+pub use self::queue::{Arrival, Delivery, Overflow, TryRecvError};
 use self::{queue::DeliveryQueue, worker::follow_producers};
 use super::{
+    StreamsConfigError,
     backoff::BackoffConfig,
     require::Require,
     status::{Channel, Channels, Stats},
@@ -48,6 +49,14 @@ impl ConsumerConfig {
             backoff: BackoffConfig::default(),
             require: None,
         }
+    }
+
+    /// Refuses settings a consumer cannot run with.
+    pub fn validate(&self) -> Result<(), StreamsConfigError> {
+        if self.queue_size == 0 {
+            return Err(StreamsConfigError::Zero { field: "queue_size" });
+        }
+        self.backoff.validate()
     }
 }
 
@@ -120,9 +129,9 @@ impl Consumer {
         self.shared.queue.pop_many(max).await
     }
 
-    /// Up to `max` datums if any are ready; `Err(true)` once closed and
-    /// drained, `Err(false)` when merely empty.
-    pub fn try_recv_batch(&self, max: usize) -> Result<Vec<Arrival>, bool> {
+    /// Up to `max` datums if any are ready; `Empty`, or `Closed` once
+    /// closed and drained.
+    pub fn try_recv_batch(&self, max: usize) -> Result<Vec<Arrival>, TryRecvError> {
         self.shared.queue.try_pop_many(max)
     }
 

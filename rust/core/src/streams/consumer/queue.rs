@@ -92,6 +92,15 @@ fn datums_in(arrivals: &VecDeque<Arrival>) -> usize {
 #[derive(Debug)]
 pub struct QueueClosed;
 
+/// Why `try_pop_many` returned no datums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing is queued yet.
+    Empty,
+    /// The queue is closed and drained: nothing more will come.
+    Closed,
+}
+
 pub struct DeliveryQueue {
     capacity: usize,
     overflow: Overflow,
@@ -118,8 +127,9 @@ impl State {
 }
 
 impl DeliveryQueue {
+    /// A queue of `capacity` datums (`ConsumerConfig::validate` makes it >= 1).
     pub fn new(capacity: usize, overflow: Overflow) -> Self {
-        let capacity = capacity.max(1);
+        debug_assert!(capacity >= 1, "a queue holds at least one datum");
         Self {
             capacity,
             overflow,
@@ -203,18 +213,22 @@ impl DeliveryQueue {
             readable.as_mut().enable();
             match self.try_pop_many(max) {
                 Ok(batch) => return batch,
-                Err(true) => return Vec::new(),
-                Err(false) => readable.await,
+                Err(TryRecvError::Closed) => return Vec::new(),
+                Err(TryRecvError::Empty) => readable.await,
             }
         }
     }
 
-    /// Up to `max` datums if any are queued; `Err(true)` once closed and
-    /// drained, `Err(false)` when merely empty.
-    pub fn try_pop_many(&self, max: usize) -> Result<Vec<Arrival>, bool> {
+    /// Up to `max` datums if any are queued (at least one is taken even
+    /// when `max` is 0).
+    pub fn try_pop_many(&self, max: usize) -> Result<Vec<Arrival>, TryRecvError> {
         let mut state = self.state.lock().expect("queue");
         if state.len == 0 {
-            return Err(state.closed);
+            return Err(if state.closed {
+                TryRecvError::Closed
+            } else {
+                TryRecvError::Empty
+            });
         }
         let was_full = state.len >= self.capacity;
         let mut batch = Vec::new();
@@ -400,7 +414,7 @@ mod tests {
         assert!(queue.push(datum(8)).await.is_err());
         assert_eq!(payloads(queue.pop_many(4).await), vec![7]);
         assert!(queue.pop_many(4).await.is_empty());
-        assert!(matches!(queue.try_pop_many(4), Err(true)));
+        assert!(matches!(queue.try_pop_many(4), Err(TryRecvError::Closed)));
     }
 
     #[tokio::test]

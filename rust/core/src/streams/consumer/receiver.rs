@@ -18,7 +18,7 @@ use tracing::debug;
 
 use super::{Shared, queue::Arrival};
 use crate::{
-    network::{CloseReason, Link, LinkError},
+    network::{CLOSE_GRACE, CloseReason, Link, LinkError},
     streams::{
         backoff::Backoff,
         handshake::{ConsumerHandshake, Criteria, HANDSHAKE_FRAME_LIMIT, StartStream},
@@ -175,7 +175,7 @@ async fn session(
         } else {
             CloseReason::ProtocolViolation
         };
-        link.close(reason, Duration::from_millis(200)).await;
+        link.close(reason, CLOSE_GRACE).await;
     }
     ending
 }

@@ -31,21 +31,23 @@ use tokio_util::sync::CancellationToken;
 
 use self::{outbox::Outbox, sender::run_sender};
 use super::{
+    StreamsConfigError,
+    datum::{DatumLayout, DatumTooLarge, MAX_DATUM, frames_builder},
     protocol::StreamsProtocol,
     require::Require,
     status::{Channel, Channels, Stats},
 };
 use crate::{
     discovery::SignedPeerEntry,
-    network::{
-        CloseReason, Link, Protocol,
-        frames::{WireFrames, WireFramesBuilder},
-    },
+    network::{CloseReason, Link, frames::WireFrames},
     primitives::Digest,
 };
 
 /// How long a closing link waits for the peer to see the close.
-const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// How long a subscription the producer ends waits for its consumer to read
+/// the close: longer than `network::CLOSE_GRACE`, since the consumer may be
+/// held up by QUIC flow control behind the frames queued before the close.
+const SUBSCRIPTION_CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// What to do with a consumer whose queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +80,19 @@ impl ProducerConfig {
             require: None,
         }
     }
+
+    /// Refuses settings a producer cannot run with.
+    pub fn validate(&self) -> Result<(), StreamsConfigError> {
+        for (field, value) in [
+            ("buffer_size", self.buffer_size),
+            ("max_consumers", self.max_consumers),
+        ] {
+            if value == 0 {
+                return Err(StreamsConfigError::Zero { field });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,21 +107,16 @@ pub enum SendError {
     TooLarge(usize),
 }
 
-/// The largest datum a stream carries: a consumer refuses longer frames.
-pub const MAX_DATUM: usize = StreamsProtocol::MAX_FRAME;
-
-/// A builder for the frames of one `send_many`: datums are encoded straight
-/// into the buffer the links write from.
-pub fn frames_builder() -> WireFramesBuilder {
-    WireFramesBuilder::new(StreamsProtocol::MAX_FRAME)
+impl From<DatumTooLarge> for SendError {
+    fn from(DatumTooLarge(length): DatumTooLarge) -> Self {
+        SendError::TooLarge(length)
+    }
 }
 
 /// The one frame holding `datum` as it is.
 fn frame_of(datum: &[u8]) -> Result<WireFrames, SendError> {
-    let mut builder = WireFramesBuilder::new(MAX_DATUM);
-    builder
-        .push_with(datum.len(), |buf| buf.extend_from_slice(datum))
-        .map_err(|e| SendError::TooLarge(e.0))?;
+    let mut builder = frames_builder();
+    DatumLayout::Raw.push(&mut builder, datum)?;
     Ok(builder.finish())
 }
 
@@ -351,7 +361,7 @@ async fn admit(shared: Arc<Shared>, mut subscribe: mpsc::Receiver<Subscribe>) {
                     Some((outbox, stopped)) => {
                         tokio::spawn(run_sender(shared.clone(), link, consumer, outbox, stopped));
                     }
-                    None => link.close(CloseReason::NoCapacity, CLOSE_GRACE).await,
+                    None => link.close(CloseReason::NoCapacity, SUBSCRIPTION_CLOSE_GRACE).await,
                 }
             }
         }

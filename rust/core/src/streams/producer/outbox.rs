@@ -42,9 +42,11 @@ struct Queued {
 }
 
 impl Outbox {
+    /// An outbox of `capacity` frames (`ProducerConfig::validate` makes it >= 1).
     pub fn new(capacity: usize) -> Self {
+        debug_assert!(capacity >= 1, "an outbox holds at least one frame");
         Self {
-            capacity: capacity.max(1),
+            capacity,
             queued: Mutex::default(),
             closed: AtomicBool::new(false),
             readable: Notify::new(),

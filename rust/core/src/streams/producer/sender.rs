@@ -14,7 +14,7 @@ use std::{collections::VecDeque, sync::Arc, time::Duration};
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::{CLOSE_GRACE, Shared, outbox::Outbox};
+use super::{SUBSCRIPTION_CLOSE_GRACE, Shared, outbox::Outbox};
 use crate::{
     discovery::SignedPeerEntry,
     network::{CloseReason, Link, LinkError, frames::FrameRun},
@@ -47,7 +47,8 @@ pub(super) async fn run_sender(
         };
         if !allowed {
             debug!(peer = %peer.fmt_short(), "consumer refused by require (10403)");
-            link.close(CloseReason::NotAllowed, CLOSE_GRACE).await;
+            link.close(CloseReason::NotAllowed, SUBSCRIPTION_CLOSE_GRACE)
+                .await;
             return;
         }
     }
@@ -92,12 +93,12 @@ pub(super) async fn run_sender(
             })
             .await;
             debug!(peer = %peer.fmt_short(), "ending subscription gracefully (204)");
-            link.finish_and_close(CloseReason::GracefulShutdown, CLOSE_GRACE)
+            link.finish_and_close(CloseReason::GracefulShutdown, SUBSCRIPTION_CLOSE_GRACE)
                 .await;
         }
         Some(reason) => {
             debug!(peer = %peer.fmt_short(), %reason, "ending subscription");
-            link.close(reason, CLOSE_GRACE).await;
+            link.close(reason, SUBSCRIPTION_CLOSE_GRACE).await;
         }
         None => {}
     }
