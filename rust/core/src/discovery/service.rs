@@ -5,8 +5,8 @@
 //! applies the catalog's rules, remembers the peer's address so iroh can
 //! dial it by id, emits events, and starts a catalog sync with peers seen
 //! for the first time. Rejections are counted by reason and logged.
-//! `Discovery` owns the node's gossip instance; [`Discovery::start`] runs
-//! the [`worker`](super::worker), and `protocol.rs` serves the protocols.
+//! `Discovery` owns the node's gossip instance; the [`worker`](super::worker)
+//! runs it, and `protocol.rs` serves the protocols.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -35,7 +35,6 @@ use super::{
     local::LocalPeer,
     rejection::Rejection,
     sync::{self, SyncCatalog},
-    worker,
 };
 use crate::primitives::Digest;
 
@@ -116,16 +115,6 @@ impl Discovery {
                 tasks: TaskTracker::new(),
             }),
         }
-    }
-
-    /// Runs the worker: gossip, periodic announces and purges, and a
-    /// catalog sync with each bootstrap peer.
-    pub fn start(&self, bootstrap: Vec<EndpointAddr>) {
-        self.inner.tasks.spawn(worker::run(
-            self.clone(),
-            self.inner.gossip_net.clone(),
-            bootstrap,
-        ));
     }
 
     pub fn endpoint(&self) -> &Endpoint {

@@ -32,7 +32,14 @@ const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 /// How often stale entries are looked for: staleness is noticed within this.
 const PURGE_CHECK: Duration = Duration::from_secs(1);
 
-pub(super) async fn run(discovery: Discovery, gossip: Gossip, bootstrap: Vec<EndpointAddr>) {
+/// Starts the worker of `discovery`: gossip, periodic announces and purges,
+/// and a catalog sync with each bootstrap peer. It ends with discovery.
+pub fn start(discovery: &Discovery, bootstrap: Vec<EndpointAddr>) {
+    let gossip = discovery.gossip().clone();
+    discovery.tasks().spawn(run(discovery.clone(), gossip, bootstrap));
+}
+
+async fn run(discovery: Discovery, gossip: Gossip, bootstrap: Vec<EndpointAddr>) {
     for addr in &bootstrap {
         let (discovery, addr) = (discovery.clone(), addr.clone());
         let task_discovery = discovery.clone();

@@ -26,7 +26,7 @@ use tracing::{debug, info};
 
 pub use self::config::{ConfigError, NodeConfig, RelayChoice};
 use crate::{
-    discovery::{Discovery, SignedPeerEntry, dht, local::LocalPeer, ping},
+    discovery::{Discovery, SignedPeerEntry, dht, local::LocalPeer, ping, worker},
     network::{LinkError, ProtocolProvider, Protocols, address::format_address, route_repair::RouteRepair},
     primitives::Digest,
     streams::Streams,
@@ -97,7 +97,7 @@ impl Node {
             |protocols, subsystem| subsystem.install(protocols),
         );
         let router = protocols.into_router().spawn();
-        discovery.start(config.bootstrap.clone());
+        worker::start(&discovery, config.bootstrap.clone());
         discovery
             .tasks()
             .spawn(restarts::close_connections_of_restarted_peers(

@@ -1,6 +1,6 @@
 //! The subscription acceptor: answers `/mosaik/streams/1.0` connections.
 //!
-//! [`Acceptor`] is the iroh protocol handler that [`super::Streams`]
+//! [`Acceptor`] is the iroh protocol handler that `Streams`
 //! installs on the node. It checks a new subscription in mosaik's order:
 //! the consumer is in our discovery catalog (401 before the handshake is
 //! read), its handshake arrives in time and decodes (400), the network
@@ -10,7 +10,12 @@
 //! (`producer/mod.rs`). A refused subscription is a [`Refusal`], logged and
 //! closed with its code.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use iroh::{
     endpoint::Connection,
@@ -20,8 +25,8 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::{
-    Sinks,
     handshake::{ConsumerHandshake, HANDSHAKE_FRAME_LIMIT},
+    producer::{Producer, Subscribe},
     protocol::StreamsProtocol,
 };
 use crate::{
@@ -29,6 +34,22 @@ use crate::{
     network::{CLOSE_GRACE, CloseReason, Link, LinkError, link::close_connection},
     primitives::Digest,
 };
+
+/// This node's producers by stream id, each with the inlet of its
+/// admission worker; shared by the registry and the acceptor.
+#[derive(Default)]
+pub(crate) struct Sinks(pub(super) Mutex<HashMap<Digest, (Producer, mpsc::Sender<Subscribe>)>>);
+
+impl Sinks {
+    /// Where to hand a subscription to `stream`, if a live producer has it.
+    pub(crate) fn get(&self, stream: &Digest) -> Option<mpsc::Sender<Subscribe>> {
+        let sinks = self.0.lock().expect("sinks");
+        sinks
+            .get(stream)
+            .filter(|(p, _)| !p.is_closed())
+            .map(|(_, s)| s.clone())
+    }
+}
 
 /// Bound on a consumer's handshake after it opened the stream (mosaik has none).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 
-use super::StreamsConfigError;
+use super::error::StreamsConfigError;
 
 #[derive(Clone, Debug)]
 pub struct BackoffConfig {

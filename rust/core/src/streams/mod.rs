@@ -14,24 +14,20 @@ pub mod accept;
 pub mod backoff;
 pub mod consumer;
 pub mod datum;
+pub mod error;
 pub mod handshake;
 pub mod producer;
 pub mod protocol;
 pub mod require;
 pub mod status;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
-use self::{accept::Acceptor, producer::Subscribe};
+use self::accept::{Acceptor, Sinks};
 pub use self::{
     backoff::BackoffConfig,
     consumer::{Arrival, Consumer, ConsumerConfig, Delivery, Overflow, TryRecvError},
+    error::{StreamsConfigError, StreamsError},
     producer::{Lagging, Producer, ProducerConfig, SendError},
     protocol::StreamsProtocol,
     require::Require,
@@ -40,44 +36,7 @@ pub use self::{
 use crate::{
     discovery::Discovery,
     network::{Protocol, ProtocolProvider, Protocols},
-    primitives::Digest,
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum StreamsError {
-    #[error("this node already has a producer for stream {0}")]
-    DuplicateProducer(Digest),
-    #[error(transparent)]
-    Config(#[from] StreamsConfigError),
-}
-
-/// A producer, consumer or backoff setting that breaks its rule; the
-/// message names the field.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum StreamsConfigError {
-    #[error("{field}: must be at least 1, got 0")]
-    Zero { field: &'static str },
-    #[error("backoff.factor: must be a finite number >= 1, got {0}")]
-    BackoffFactor(f32),
-    #[error("backoff.max_delay: must be at least initial ({initial:?}), got {max_delay:?}")]
-    BackoffMaxDelay { initial: Duration, max_delay: Duration },
-}
-
-/// This node's producers by stream id, each with the inlet of its
-/// admission worker; shared by the registry and the acceptor.
-#[derive(Default)]
-pub(crate) struct Sinks(Mutex<HashMap<Digest, (Producer, mpsc::Sender<Subscribe>)>>);
-
-impl Sinks {
-    /// Where to hand a subscription to `stream`, if a live producer has it.
-    pub(crate) fn get(&self, stream: &Digest) -> Option<mpsc::Sender<Subscribe>> {
-        let sinks = self.0.lock().expect("sinks");
-        sinks
-            .get(stream)
-            .filter(|(p, _)| !p.is_closed())
-            .map(|(_, s)| s.clone())
-    }
-}
 
 #[derive(Clone)]
 pub struct Streams {

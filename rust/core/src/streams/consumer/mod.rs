@@ -23,8 +23,8 @@ use tracing::warn;
 pub use self::queue::{Arrival, Delivery, Overflow, TryRecvError};
 use self::{queue::DeliveryQueue, worker::follow_producers};
 use super::{
-    StreamsConfigError,
     backoff::BackoffConfig,
+    error::StreamsConfigError,
     require::Require,
     status::{Channel, Channels, Stats},
 };

@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 use self::{outbox::Outbox, sender::run_sender};
 use super::{
-    StreamsConfigError,
     datum::{DatumLayout, DatumTooLarge, MAX_DATUM, frames_builder},
+    error::StreamsConfigError,
     protocol::StreamsProtocol,
     require::Require,
     status::{Channel, Channels, Stats},
