@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _checks
+from ._handles import Closing, Native
 from ._mosaik import Node
 from .discovery import Discovery, DiscoveryConfig
 from .streams import Streams
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ._mosaik import _NodeOptions
 
 
-class Network:
+class Network(Closing):
     """A running node of one mosaik network.
 
     Create it with ``await Network.create(...)`` or
@@ -25,7 +25,7 @@ class Network:
     def __init__(self, node: Node) -> None:
         if not isinstance(node, Node):
             raise TypeError("use `await Network.create(...)` to start a network")
-        self._node = node
+        self._native = node
         self._discovery = Discovery(node.discovery, node.peer_id)
         self._streams = Streams(node.streams, node.peer_id)
 
@@ -78,23 +78,12 @@ class Network:
         }
         return _Creating(name, options)
 
-    @property
-    def peer_id(self) -> str:
-        """This node's id: its Ed25519 public key in hex."""
-        return self._node.peer_id
-
-    @property
-    def network_id(self) -> str:
-        return self._node.network_id
-
-    @property
-    def address(self) -> str:
-        """Everything another node needs to reach this one (an iroh ``endpoint…`` ticket)."""
-        return self._node.address
-
-    @property
-    def is_closed(self) -> bool:
-        return self._node.is_closed
+    peer_id = Native[str]("This node's id: its Ed25519 public key in hex.")
+    network_id = Native[str]("The network's id, 64 hex.")
+    address = Native[str](
+        "Everything another node needs to reach this one (an iroh ``endpoint…`` ticket)."
+    )
+    is_closed = Native[bool]("Whether the node is closed.")
 
     @property
     def discovery(self) -> Discovery:
@@ -106,18 +95,7 @@ class Network:
 
     async def close(self) -> None:
         """Closes the node gracefully. Idempotent."""
-        await self._node.close()
-
-    async def __aenter__(self) -> Network:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await self._native.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.is_closed else "open"
@@ -141,11 +119,6 @@ class _Creating:
         self._network = await self._start()
         return self._network
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._network is not None:
             await self._network.close()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _checks, codecs
+from ._handles import Closing, Native
 from ._mosaik import DEFAULTS, ChannelInfo, PeerInfo, Stats
 from .errors import Closed, DecodeError, Empty, MosaikError
 
@@ -89,7 +90,7 @@ class _ProducerWhen:
         await self._native.subscribed(1)
 
 
-class Producer:
+class Producer(Closing):
     """Publishes datums to every consumer of one stream.
 
     ``send``, ``try_send`` and ``send_many`` raise :class:`Offline`,
@@ -104,22 +105,12 @@ class Producer:
         self._queued_at_once = 0
         self.when = _ProducerWhen(native)
 
-    @property
-    def stream_id(self) -> str:
-        return self._native.stream_id
-
-    @property
-    def is_online(self) -> bool:
-        return self._native.is_online
-
-    @property
-    def stats(self) -> Stats:
-        return self._native.stats
-
-    @property
-    def consumers(self) -> list[ChannelInfo]:
-        """Live subscriptions, connecting or connected."""
-        return self._native.channels
+    stream_id = Native[str]("The stream's id, 64 hex.")
+    is_online = Native[bool]("Whether at least one consumer is subscribed.")
+    stats = Native[Stats]("Datums and bytes sent.")
+    consumers = Native[list[ChannelInfo]](
+        "Live subscriptions, connecting or connected.", name="channels"
+    )
 
     async def send(self, datum: Any) -> None:
         """Sends one datum, waiting while offline or full."""
@@ -166,12 +157,6 @@ class Producer:
         """Ends every subscription (consumers see 204 GracefulShutdown). Idempotent."""
         self._native.close()
 
-    async def __aenter__(self) -> Producer:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     def __repr__(self) -> str:
         if self._native.is_closed:
             state = "closed"
@@ -190,7 +175,7 @@ class _ConsumerWhen:
         await self._native.subscribed(_checks.check_int("minimum", minimum, minimum=1))
 
 
-class Consumer:
+class Consumer(Closing):
     """Receives the datums of every producer of one stream, each producer in order.
 
     A datum that fails to decode raises :class:`DecodeError` from the call
@@ -218,24 +203,14 @@ class Consumer:
         self._ready_fd: int | None = None
         self.when = _ConsumerWhen(native)
 
-    @property
-    def stream_id(self) -> str:
-        return self._native.stream_id
-
-    @property
-    def stats(self) -> Stats:
-        """Datums and bytes received from producers."""
-        return self._native.stats
-
-    @property
-    def producers(self) -> list[ChannelInfo]:
-        """Producers being followed, connecting or connected."""
-        return self._native.channels
-
-    @property
-    def dropped(self) -> int:
-        """Datums the overflow policy dropped (always 0 with ``overflow="block"``)."""
-        return self._native.dropped
+    stream_id = Native[str]("The stream's id, 64 hex.")
+    stats = Native[Stats]("Datums and bytes received from producers.")
+    producers = Native[list[ChannelInfo]](
+        "Producers being followed, connecting or connected.", name="channels"
+    )
+    dropped = Native[int](
+        'Datums the overflow policy dropped (always 0 with ``overflow="block"``).'
+    )
 
     def _fill(self, batch: Batch) -> None:
         """Appends a native batch to the buffer (another task may have filled
@@ -405,12 +380,6 @@ class Consumer:
     async def close(self) -> None:
         """Leaves every producer (102 Cancelled); queued datums stay readable. Idempotent."""
         self._native.close()
-
-    async def __aenter__(self) -> Consumer:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._native.is_closed else f"{self._native.producer_count} producers"

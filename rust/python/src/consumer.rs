@@ -78,23 +78,25 @@ fn batch_for_python(py: Python<'_>, layout: DatumLayout, arrivals: Vec<Arrival>)
 
 #[pyclass(module = "mosaik._mosaik", name = "Consumer", frozen)]
 pub struct PyConsumer {
+    /// The stream's id, 64 hex.
+    #[pyo3(get)]
+    stream_id: String,
     consumer: Arc<Consumer>,
     layout: DatumLayout,
 }
 
 impl PyConsumer {
     pub fn new(consumer: Arc<Consumer>, layout: DatumLayout) -> Self {
-        Self { consumer, layout }
+        Self {
+            stream_id: consumer.stream_id().to_hex(),
+            consumer,
+            layout,
+        }
     }
 }
 
 #[pymethods]
 impl PyConsumer {
-    #[getter]
-    fn stream_id(&self) -> String {
-        self.consumer.stream_id().to_hex()
-    }
-
     #[getter]
     fn producer_count(&self) -> usize {
         self.consumer.producers()

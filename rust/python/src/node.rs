@@ -70,6 +70,12 @@ pub fn check_open(node: &Node) -> PyResult<()> {
 
 #[pyclass(module = "mosaik._mosaik", name = "Node", frozen)]
 pub struct PyNode {
+    /// This node's id: its Ed25519 public key in hex.
+    #[pyo3(get)]
+    peer_id: String,
+    /// The network's id, 64 hex.
+    #[pyo3(get)]
+    network_id: String,
     node: Node,
     /// Lives exactly as long as this handle; the runtime's registry watches it.
     _alive: Arc<()>,
@@ -85,18 +91,13 @@ impl PyNode {
             let node = Node::spawn(config).await.map_err(py_err)?;
             let alive = Arc::new(());
             runtime::register_node(Arc::downgrade(&alive), node.clone());
-            Ok(PyNode { node, _alive: alive })
+            Ok(PyNode {
+                peer_id: node.peer_id().to_string(),
+                network_id: node.network_id().to_hex(),
+                node,
+                _alive: alive,
+            })
         })
-    }
-
-    #[getter]
-    fn peer_id(&self) -> String {
-        self.node.peer_id().to_string()
-    }
-
-    #[getter]
-    fn network_id(&self) -> String {
-        self.node.network_id().to_hex()
     }
 
     #[getter]
@@ -128,8 +129,8 @@ impl PyNode {
     fn __repr__(&self) -> String {
         format!(
             "<Node {} network={} {}>",
-            &self.node.peer_id().to_string()[..10],
-            &self.node.network_id().to_hex()[..10],
+            &self.peer_id[..10],
+            &self.network_id[..10],
             if self.node.is_closed() { "closed" } else { "open" }
         )
     }

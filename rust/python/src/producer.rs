@@ -103,23 +103,25 @@ fn with_sent(py: Python<'_>, error: PyErr, sent: usize) -> PyErr {
 
 #[pyclass(module = "mosaik._mosaik", name = "Producer", frozen)]
 pub struct PyProducer {
+    /// The stream's id, 64 hex.
+    #[pyo3(get)]
+    stream_id: String,
     producer: Producer,
     layout: DatumLayout,
 }
 
 impl PyProducer {
     pub fn new(producer: Producer, layout: DatumLayout) -> Self {
-        Self { producer, layout }
+        Self {
+            stream_id: producer.stream_id().to_hex(),
+            producer,
+            layout,
+        }
     }
 }
 
 #[pymethods]
 impl PyProducer {
-    #[getter]
-    fn stream_id(&self) -> String {
-        self.producer.stream_id().to_hex()
-    }
-
     #[getter]
     fn consumer_count(&self) -> usize {
         self.producer.consumers()

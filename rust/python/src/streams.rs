@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mosaik_core::{
     Digest, Node,
-    streams::{ConsumerConfig, ProducerConfig, Require},
+    streams::{ConsumerConfig, ProducerConfig, Require, datum::DatumLayout},
 };
 use pyo3::prelude::*;
 use tracing::warn;
@@ -69,32 +69,42 @@ impl PyStreams {
     }
 }
 
+impl ProducerOptions {
+    fn into_config(self, stream: &str) -> PyResult<(ProducerConfig, DatumLayout)> {
+        let mut config = ProducerConfig::new(Digest::from_name(stream));
+        config.buffer_size = self.buffer_size;
+        config.lagging = convert::lagging(&self.lagging)?;
+        config.max_consumers = self.max_consumers.unwrap_or(config.max_consumers);
+        config.require = self.require.map(require_from);
+        Ok((config, convert::layout(&self.layout)?))
+    }
+}
+
+impl ConsumerOptions {
+    fn into_config(self, stream: &str) -> PyResult<(ConsumerConfig, DatumLayout)> {
+        let mut config = ConsumerConfig::new(Digest::from_name(stream));
+        config.queue_size = self.queue_size;
+        config.overflow = convert::overflow(&self.overflow)?;
+        if let Some(backoff) = self.backoff {
+            config.backoff = backoff.into_config()?;
+        }
+        config.require = self.require.map(require_from);
+        Ok((config, convert::layout(&self.layout)?))
+    }
+}
+
 #[pymethods]
 impl PyStreams {
     fn producer(&self, stream: &str, options: ProducerOptions) -> PyResult<PyProducer> {
         check_open(&self.node)?;
-        let layout = convert::layout(&options.layout)?;
-        let mut config = ProducerConfig::new(Digest::from_name(stream));
-        config.buffer_size = options.buffer_size;
-        config.lagging = convert::lagging(&options.lagging)?;
-        if let Some(max) = options.max_consumers {
-            config.max_consumers = max;
-        }
-        config.require = options.require.map(require_from);
+        let (config, layout) = options.into_config(stream)?;
         let producer = runtime::entered(|| self.node.streams().producer(config))?.map_err(py_err)?;
         Ok(PyProducer::new(producer, layout))
     }
 
     fn consumer(&self, stream: &str, options: ConsumerOptions) -> PyResult<PyConsumer> {
         check_open(&self.node)?;
-        let layout = convert::layout(&options.layout)?;
-        let mut config = ConsumerConfig::new(Digest::from_name(stream));
-        config.queue_size = options.queue_size;
-        config.overflow = convert::overflow(&options.overflow)?;
-        if let Some(backoff) = options.backoff {
-            config.backoff = backoff.into_config()?;
-        }
-        config.require = options.require.map(require_from);
+        let (config, layout) = options.into_config(stream)?;
         let consumer = runtime::entered(|| self.node.streams().consumer(config))?.map_err(py_err)?;
         Ok(PyConsumer::new(Arc::new(consumer), layout))
     }
