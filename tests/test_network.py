@@ -206,3 +206,10 @@ def test_errors_share_one_base() -> None:
     ):
         assert issubclass(cls, mosaik.MosaikError)
     assert issubclass(mosaik.MosaikError, Exception)
+
+
+def test_the_version_is_the_installed_packages() -> None:
+    from importlib.metadata import version
+
+    assert mosaik.__version__ == version("mosaik-net")
+    assert mosaik.__version__.count(".") >= 2

@@ -2,7 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use mosaik_core::{ConfigError, Digest, Node, NodeConfig, NodeError, RelayChoice, network::parse_address};
+use mosaik_core::{
+    ConfigError, Digest, Node, NodeConfig, NodeError, RelayChoice,
+    discovery::DiscoveryConfigError,
+    network::parse_address,
+    streams::{ConsumerConfig, ProducerConfig, StreamsConfigError, StreamsError},
+};
 
 fn local(name: &str) -> NodeConfig {
     NodeConfig::local(Digest::from_name(name))
@@ -84,4 +89,47 @@ async fn a_fixed_secret_key_gives_a_fixed_peer_id() {
     let again = Node::spawn(config).await.unwrap();
     assert_eq!(again.peer_id(), id);
     again.close().await;
+}
+
+#[tokio::test]
+async fn settings_discovery_cannot_run_with_are_refused_not_clamped() {
+    let mut config = local("demo");
+    config.discovery.events_backlog = 0;
+    let refused = Node::spawn(config).await.unwrap_err();
+    assert_eq!(refused.to_string(), "events_backlog: must be at least 1, got 0");
+    let mut config = local("demo");
+    config.discovery.announce_jitter = 1.5;
+    assert!(matches!(
+        Node::spawn(config).await,
+        Err(NodeError::Config(ConfigError::Discovery(
+            DiscoveryConfigError::Jitter(_)
+        )))
+    ));
+    let mut config = local("demo");
+    config.discovery.sync_timeout = Duration::ZERO;
+    let refused = Node::spawn(config).await.unwrap_err();
+    assert_eq!(refused.to_string(), "sync_timeout: must be longer than zero");
+}
+
+#[tokio::test]
+async fn producer_and_consumer_settings_are_refused_not_clamped() {
+    let node = Node::spawn(local("demo")).await.unwrap();
+    let stream = Digest::from_name("ticks");
+    let mut producer = ProducerConfig::new(stream);
+    producer.buffer_size = 0;
+    let refused = node.streams().producer(producer).err().unwrap();
+    assert_eq!(refused.to_string(), "buffer_size: must be at least 1, got 0");
+    let mut consumer = ConsumerConfig::new(stream);
+    consumer.queue_size = 0;
+    let refused = node.streams().consumer(consumer).err().unwrap();
+    assert_eq!(refused.to_string(), "queue_size: must be at least 1, got 0");
+    let mut consumer = ConsumerConfig::new(stream);
+    consumer.backoff.factor = 0.5;
+    assert!(matches!(
+        node.streams().consumer(consumer),
+        Err(StreamsError::Config(StreamsConfigError::BackoffFactor(_)))
+    ));
+    // Nothing was made by the refused calls: the stream can still be produced.
+    assert!(node.streams().producer(ProducerConfig::new(stream)).is_ok());
+    node.close().await;
 }
