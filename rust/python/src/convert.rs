@@ -276,13 +276,11 @@ pub fn seconds(argument: &str, seconds: f64) -> PyResult<Duration> {
 
 /// The core's defaults, as the Python signatures and dataclasses show them.
 pub fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let producer = ProducerConfig::new(Digest::from_name(""));
-    let consumer = ConsumerConfig::new(Digest::from_name(""));
     let discovery = DiscoveryConfig::default();
     let backoff = BackoffConfig::default();
     let defaults = PyDict::new(py);
-    defaults.set_item("buffer_size", producer.buffer_size)?;
-    defaults.set_item("queue_size", consumer.queue_size)?;
+    defaults.set_item("buffer_size", ProducerConfig::DEFAULT_BUFFER_SIZE)?;
+    defaults.set_item("queue_size", ConsumerConfig::DEFAULT_QUEUE_SIZE)?;
     defaults.set_item(
         "ping_timeout",
         mosaik_core::discovery::ping::DEFAULT_TIMEOUT.as_secs_f64(),

@@ -41,10 +41,13 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// Datums a consumer holds for its reader before `overflow` applies.
+    pub const DEFAULT_QUEUE_SIZE: usize = 1024;
+
     pub fn new(stream_id: Digest) -> Self {
         Self {
             stream_id,
-            queue_size: 1024,
+            queue_size: Self::DEFAULT_QUEUE_SIZE,
             overflow: Overflow::Block,
             backoff: BackoffConfig::default(),
             require: None,

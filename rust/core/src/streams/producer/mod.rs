@@ -71,10 +71,13 @@ pub struct ProducerConfig {
 }
 
 impl ProducerConfig {
+    /// Datums queued per consumer before `lagging` applies (mosaik's default).
+    pub const DEFAULT_BUFFER_SIZE: usize = 1024;
+
     pub fn new(stream_id: Digest) -> Self {
         Self {
             stream_id,
-            buffer_size: 1024,
+            buffer_size: Self::DEFAULT_BUFFER_SIZE,
             lagging: Lagging::Disconnect,
             max_consumers: usize::MAX,
             require: None,
