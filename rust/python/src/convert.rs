@@ -222,7 +222,10 @@ const LAYOUT: &[(&str, DatumLayout)] = &[
     ("str", DatumLayout::Str),
 ];
 /// `relay=` also takes a URL; these are its named choices.
-const RELAY: &[&str] = &["default", "disabled"];
+const RELAY: &[(&str, RelayChoice)] = &[
+    ("default", RelayChoice::Default),
+    ("disabled", RelayChoice::Disabled),
+];
 
 /// Finds `value` in an option table. The Python checks ran first, so a miss
 /// means the private API was called directly.
@@ -247,14 +250,13 @@ pub fn layout(value: &str) -> PyResult<DatumLayout> {
 }
 
 pub fn relay(value: &str) -> PyResult<RelayChoice> {
-    match value {
-        "default" => Ok(RelayChoice::Default),
-        "disabled" => Ok(RelayChoice::Disabled),
-        url => url
-            .parse()
-            .map(RelayChoice::Url)
-            .map_err(|e| value_error("relay", format!("not a relay URL ({e}): {url:?}"))),
+    if let Some((_, named)) = RELAY.iter().find(|(name, _)| *name == value) {
+        return Ok(named.clone());
     }
+    value
+        .parse()
+        .map(RelayChoice::Url)
+        .map_err(|e| value_error("relay", format!("not a relay URL ({e}): {value:?}")))
 }
 
 /// The option names, per argument, for the Python checks.
@@ -264,7 +266,7 @@ pub fn choices(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     choices.set_item("lagging", names(LAGGING.iter().map(|(n, _)| *n).collect())?)?;
     choices.set_item("overflow", names(OVERFLOW.iter().map(|(n, _)| *n).collect())?)?;
     choices.set_item("layout", names(LAYOUT.iter().map(|(n, _)| *n).collect())?)?;
-    choices.set_item("relay", names(RELAY.to_vec())?)?;
+    choices.set_item("relay", names(RELAY.iter().map(|(n, _)| *n).collect())?)?;
     Ok(choices)
 }
 

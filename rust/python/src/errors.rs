@@ -56,7 +56,6 @@ create_exception!(
 #[derive(Debug)]
 pub enum Error {
     Node(NodeError),
-    Link(LinkError),
     Sync(SyncError),
     Send(SendError),
     Streams(StreamsError),
@@ -76,7 +75,6 @@ macro_rules! from_core {
 
 from_core! {
     Node(NodeError),
-    Link(LinkError),
     Sync(SyncError),
     Send(SendError),
     Streams(StreamsError),
@@ -106,7 +104,7 @@ impl From<Error> for PyErr {
             }
             Error::Node(NodeError::Config(config)) => PyValueError::new_err(config_message(&config)),
             Error::Node(NodeError::Closed) => Closed::new_err("the network is closed"),
-            Error::Node(NodeError::Link(link)) | Error::Link(link) => match link {
+            Error::Node(NodeError::Link(link)) => match link {
                 LinkError::Decode(e) => DecodeError::new_err(e.to_string()),
                 other => ConnectError::new_err(other.to_string()),
             },
