@@ -17,6 +17,7 @@
 //! uses `network` and `primitives`, and `network` uses nothing above it.
 
 pub mod discovery;
+pub mod groups;
 pub mod network;
 pub mod node;
 pub mod primitives;
