@@ -1,7 +1,7 @@
 """mosaik for Python: self-organizing, leaderless distributed systems.
 
-Nodes that share a network name find each other and exchange typed streams,
-speaking the wire protocol of the Rust crate ``mosaik`` 0.3.13 on iroh QUIC.
+Nodes that share a network name find each other, exchange typed streams and
+replicate state machines in groups, speaking the wire protocol of the Rust crate ``mosaik`` 0.3.13 on iroh QUIC.
 """
 
 from __future__ import annotations
@@ -14,7 +14,17 @@ from importlib import metadata
 from . import _mosaik
 from ._mosaik import PROTOCOL_VERSION, id_of
 from .discovery import DiscoveryConfig, DiscoveryEvent, PeerInfo
-from .errors import Closed, ConnectError, DecodeError, Empty, Full, MosaikError, Offline
+from .errors import (
+    Closed,
+    ConnectError,
+    DecodeError,
+    Empty,
+    Full,
+    MosaikError,
+    Offline,
+    OutcomeUnknown,
+)
+from .groups import ApplyContext, ConsensusConfig, Group, StateMachine
 from .network import Network
 from .streams import Backoff, ChannelInfo, Consumer, Producer, Stats
 
@@ -29,6 +39,10 @@ __all__ = [
     "PeerInfo",
     "DiscoveryEvent",
     "DiscoveryConfig",
+    "Group",
+    "StateMachine",
+    "ApplyContext",
+    "ConsensusConfig",
     "id_of",
     "set_log_level",
     "PROTOCOL_VERSION",
@@ -36,6 +50,7 @@ __all__ = [
     "Closed",
     "Full",
     "Offline",
+    "OutcomeUnknown",
     "Empty",
     "DecodeError",
     "ConnectError",

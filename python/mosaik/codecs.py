@@ -12,6 +12,11 @@ json   JSON-serialisable    ``String`` holding JSON
 raw    ``bytes``, as is     a custom ``Datum`` impl
 ====== ==================== =========================
 
+A Rust type name is a codec too: ``"i64"``, ``"u64"``, ``"bool"``, ``"f64"``,
+``"()"`` (and ``"u8"`` ... ``"i32"``) encode one value of that type as postcard
+does, so group commands and stream datums match a Rust peer's ``i64`` (say).
+``"str"`` and ``"bytes"`` already are ``String`` and ``Vec<u8>``.
+
 Any object with ``encode(obj) -> bytes`` and ``decode(buf) -> obj`` works too.
 """
 
@@ -22,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ._mosaik import decode_datum, encode_datum
+from ._mosaik import CHOICES, decode_datum, decode_value, encode_datum, encode_value
 from .errors import DecodeError
 
 
@@ -78,12 +83,31 @@ class JsonCodec:
         return _json_value(decode_datum("str", buf))
 
 
+class RustTypeCodec:
+    """One value of a Rust type, by its name (``"i64"``), as postcard encodes it."""
+
+    def __init__(self, type_name: str) -> None:
+        self.name = type_name
+
+    def encode(self, obj: Any) -> bytes:
+        return encode_value(self.name, obj)
+
+    def decode(self, buf: bytes) -> Any:
+        return decode_value(self.name, buf)
+
+    def __repr__(self) -> str:
+        return f"RustTypeCodec({self.name!r})"
+
+
 BUILT_IN: dict[str, Codec] = {
     "bytes": BytesCodec(),
     "str": StrCodec(),
     "json": JsonCodec(),
     "raw": RawCodec(),
 }
+#: Rust type names ("str" and "bytes" are the codecs above).
+for _type_name in CHOICES["type_name"]:
+    BUILT_IN.setdefault(_type_name, RustTypeCodec(_type_name))
 
 
 @dataclass(frozen=True)
@@ -124,17 +148,17 @@ def plan(codec: Codec) -> Plan:
     return Plan("raw", codec.encode, codec.decode)
 
 
-def resolve(codec: object) -> Codec:
+def resolve(codec: object, argument: str = "codec") -> Codec:
     if isinstance(codec, str):
         try:
             return BUILT_IN[codec]
         except KeyError:
             raise ValueError(
-                f"codec: expected one of {sorted(BUILT_IN)} or an object with encode/decode, "
+                f"{argument}: expected one of {sorted(BUILT_IN)} or an object with encode/decode, "
                 f"got {codec!r}"
             ) from None
     if callable(getattr(codec, "encode", None)) and callable(getattr(codec, "decode", None)):
         return codec  # type: ignore[return-value]
     raise TypeError(
-        f"codec: expected a codec name or an object with encode/decode, got {type(codec).__name__}"
+        f"{argument}: expected a codec name or an object with encode/decode, got {type(codec).__name__}"
     )

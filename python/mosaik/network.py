@@ -9,6 +9,7 @@ from . import _checks
 from ._handles import Closing, Native
 from ._mosaik import Node
 from .discovery import Discovery, DiscoveryConfig
+from .groups import Groups
 from .streams import Streams
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class Network(Closing):
         self._native = node
         self._discovery = Discovery(node.discovery, node.peer_id)
         self._streams = Streams(node.streams, node.peer_id)
+        self._groups = Groups(node.groups)
 
     @staticmethod
     def create(
@@ -92,6 +94,10 @@ class Network(Closing):
     @property
     def streams(self) -> Streams:
         return self._streams
+
+    @property
+    def groups(self) -> Groups:
+        return self._groups
 
     async def close(self) -> None:
         """Closes the node gracefully. Idempotent."""

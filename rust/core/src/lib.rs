@@ -10,6 +10,8 @@
 //!   protocol traits, route repair;
 //! - [`discovery`]: signed peer entries, catalog, gossip, sync, ping, DHT;
 //! - [`streams`]: producers, consumers and the subscription acceptor;
+//! - [`groups`]: members replicating a state machine through mosaik's Raft
+//!   variant, over bonds;
 //! - [`node`]: composes a running [`Node`] from the endpoint and the
 //!   subsystems, each installing its own protocols.
 //!

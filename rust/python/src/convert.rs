@@ -25,7 +25,13 @@ use pyo3::{
     types::{PyDict, PyFrozenSet, PyTuple},
 };
 
-use crate::errors::value_error;
+use mosaik_core::primitives::rust_types::{RustType, Value};
+use pyo3::{
+    exceptions::PyTypeError,
+    types::{PyBool, PyBytes, PyFloat, PyInt, PyString},
+};
+
+use crate::errors::{DecodeError, value_error};
 
 /// A peer as its signed entry describes it. Tags and streams are hex ids.
 #[pyclass(module = "mosaik._mosaik", name = "PeerInfo", frozen, eq, hash)]
@@ -264,6 +270,8 @@ pub fn choices(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let names = |table: Vec<&'static str>| PyTuple::new(py, table);
     let choices = PyDict::new(py);
     choices.set_item("lagging", names(LAGGING.iter().map(|(n, _)| *n).collect())?)?;
+    choices.set_item("type_name", names(RustType::NAMES.iter().map(|(n, _)| *n).collect())?)?;
+    choices.set_item("consistency", names(vec!["weak", "strong"])?)?;
     choices.set_item("overflow", names(OVERFLOW.iter().map(|(n, _)| *n).collect())?)?;
     choices.set_item("layout", names(LAYOUT.iter().map(|(n, _)| *n).collect())?)?;
     choices.set_item("relay", names(RELAY.iter().map(|(n, _)| *n).collect())?)?;
@@ -298,6 +306,7 @@ pub fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     defaults.set_item("backoff_max_delay", backoff.max_delay.as_secs_f64())?;
     defaults.set_item("backoff_max_elapsed", backoff.max_elapsed.as_secs_f64())?;
     defaults.set_item("backoff_jitter", backoff.jitter)?;
+    crate::groups::defaults(&defaults)?;
     Ok(defaults)
 }
 
@@ -357,4 +366,50 @@ impl BackoffOptions {
             jitter: self.jitter,
         })
     }
+}
+
+fn rust_type(type_name: &str) -> PyResult<RustType> {
+    RustType::from_name(type_name).ok_or_else(|| {
+        let names: Vec<&str> = RustType::NAMES.iter().map(|(n, _)| *n).collect();
+        value_error("type_name", format!("expected one of {names:?}, got {type_name:?}"))
+    })
+}
+
+/// A Python value of the Rust type `type_name`, encoded as postcard.
+pub fn encode_value(type_name: &str, value: &Bound<'_, PyAny>) -> PyResult<bytes::Bytes> {
+    let ty = rust_type(type_name)?;
+    let wrong = || PyTypeError::new_err(format!("value: expected a value of Rust type {type_name}, got {}", value.get_type().name().map(|n| n.to_string()).unwrap_or_default()));
+    let value = match ty {
+        RustType::Unit if value.is_none() => Value::Unit,
+        RustType::Bool if value.is_instance_of::<PyBool>() => Value::Bool(value.extract()?),
+        RustType::F64 if value.is_instance_of::<PyFloat>() || (value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>()) => {
+            Value::F64(value.extract()?)
+        }
+        RustType::Str if value.is_instance_of::<PyString>() => Value::Str(value.extract()?),
+        RustType::Bytes if value.is_instance_of::<PyBytes>() => Value::Bytes(value.extract()?),
+        ty if ty.is_integer() && value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>() => {
+            let int: i128 = value
+                .extract()
+                .map_err(|_| value_error("value", format!("{value} is out of range for {type_name}")))?;
+            Value::Int(int)
+        }
+        _ => return Err(wrong()),
+    };
+    ty.encode(&value).map_err(|e| value_error("value", e))
+}
+
+/// The Python value postcard `encoded` holds as the Rust type `type_name`.
+pub fn decode_value<'py>(py: Python<'py>, type_name: &str, encoded: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let ty = rust_type(type_name)?;
+    let value = ty
+        .decode(encoded)
+        .map_err(|e| DecodeError::new_err(format!("not a postcard {type_name}: {e}")))?;
+    Ok(match value {
+        Value::Unit => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::F64(f) => PyFloat::new(py, f).into_any(),
+        Value::Str(s) => PyString::new(py, &s).into_any(),
+        Value::Bytes(b) => PyBytes::new(py, &b).into_any(),
+    })
 }

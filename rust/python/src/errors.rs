@@ -11,6 +11,7 @@ use mosaik_core::{
     ConfigError, NodeError,
     discovery::sync::SyncError,
     network::{AddressError, LinkError},
+    groups::GroupError,
     streams::{SendError, StreamsError},
 };
 use pyo3::{
@@ -36,7 +37,13 @@ create_exception!(
     mosaik,
     Offline,
     MosaikError,
-    "The producer has no subscribers yet."
+    "Nobody can take it now: a producer without subscribers, a group without a leader."
+);
+create_exception!(
+    mosaik,
+    OutcomeUnknown,
+    Offline,
+    "A command reached a leader that did not confirm it in time: it may still be committed."
 );
 create_exception!(mosaik, Empty, MosaikError, "Nothing is ready to receive.");
 create_exception!(
@@ -59,6 +66,7 @@ pub enum Error {
     Sync(SyncError),
     Send(SendError),
     Streams(StreamsError),
+    Group(GroupError),
     /// An address string that does not parse, with the argument it came in.
     Address(&'static str, AddressError),
 }
@@ -74,6 +82,7 @@ macro_rules! from_core {
 }
 
 from_core! {
+    Group(GroupError),
     Node(NodeError),
     Sync(SyncError),
     Send(SendError),
@@ -119,6 +128,14 @@ impl From<Error> for PyErr {
             // Configuration errors name their field themselves.
             Error::Streams(other) => PyValueError::new_err(other.to_string()),
             Error::Address(argument, e) => value_error(argument, e),
+            Error::Group(group) => match group {
+                GroupError::Offline => Offline::new_err(group.to_string()),
+                GroupError::OutcomeUnknown => OutcomeUnknown::new_err(group.to_string()),
+                GroupError::Closed => Closed::new_err(group.to_string()),
+                GroupError::AlreadyJoined(_) => value_error("key", group),
+                GroupError::NoCommands => value_error("commands", group),
+                GroupError::Config(e) => value_error("consensus", e),
+            },
         }
     }
 }
@@ -134,6 +151,7 @@ pub fn register(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("Full", py.get_type::<Full>())?;
     module.add("Offline", py.get_type::<Offline>())?;
     module.add("Empty", py.get_type::<Empty>())?;
+    module.add("OutcomeUnknown", py.get_type::<OutcomeUnknown>())?;
     module.add("DecodeError", py.get_type::<DecodeError>())?;
     module.add("ConnectError", py.get_type::<ConnectError>())?;
     Ok(())

@@ -6,13 +6,14 @@
 //! - `convert`: frozen value classes (`PeerInfo`, `ChannelInfo`, `Stats`,
 //!   `DiscoveryEvent`), option parsing, the core's defaults;
 //! - `node`: the node handle, with one handle per subsystem: `discovery`,
-//!   `streams` (which makes `producer`s and `consumer`s);
+//!   `streams` (which makes `producer`s and `consumer`s), `groups`;
 //! - `logging`: tracing events into Python `logging`.
 
 mod consumer;
 mod convert;
 mod discovery;
 mod errors;
+mod groups;
 mod logging;
 mod node;
 mod producer;
@@ -43,6 +44,19 @@ fn encode_datum<'py>(
 #[pyfunction]
 fn decode_datum<'py>(py: Python<'py>, layout: &str, payload: &[u8]) -> PyResult<Bound<'py, PyAny>> {
     consumer::decode(py, convert::layout(layout)?, payload).map_err(errors::DecodeError::new_err)
+}
+
+/// `value` as postcard of the Rust type `type_name` (`"i64"`, `"str"`, ...).
+#[pyfunction]
+fn encode_value<'py>(py: Python<'py>, type_name: &str, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let encoded = convert::encode_value(type_name, value)?;
+    Ok(PyBytes::new(py, &encoded))
+}
+
+/// The value of Rust type `type_name` that postcard `encoded` holds.
+#[pyfunction]
+fn decode_value<'py>(py: Python<'py>, type_name: &str, encoded: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    convert::decode_value(py, type_name, encoded)
 }
 
 /// Closes live nodes and stops the runtime and the log forwarder. Called
@@ -92,11 +106,17 @@ fn _mosaik(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<convert::Stats>()?;
     module.add_class::<convert::ChannelInfo>()?;
     module.add_class::<convert::DiscoveryEvent>()?;
+    module.add_class::<groups::PyGroups>()?;
+    module.add_class::<groups::PyGroup>()?;
+    module.add_class::<groups::GroupStatus>()?;
+    module.add_class::<groups::QueryWork>()?;
     module.add("CHOICES", convert::choices(py)?)?;
     module.add("DEFAULTS", convert::defaults(py)?)?;
     module.add_function(wrap_pyfunction!(id_of, module)?)?;
     module.add_function(wrap_pyfunction!(encode_datum, module)?)?;
     module.add_function(wrap_pyfunction!(decode_datum, module)?)?;
+    module.add_function(wrap_pyfunction!(encode_value, module)?)?;
+    module.add_function(wrap_pyfunction!(decode_value, module)?)?;
     module.add_function(wrap_pyfunction!(_shutdown, module)?)?;
     module.add_function(wrap_pyfunction!(_inflight, module)?)?;
     module.add_function(wrap_pyfunction!(_alive_tasks, module)?)?;

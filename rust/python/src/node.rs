@@ -14,6 +14,7 @@ use crate::{
     convert::{self, DiscoveryOptions},
     discovery::PyDiscovery,
     errors::{Closed, Error, py_err, value_error},
+    groups::PyGroups,
     runtime,
     streams::PyStreams,
 };
@@ -118,6 +119,11 @@ impl PyNode {
     #[getter]
     fn streams(&self) -> PyStreams {
         PyStreams::new(self.node.clone())
+    }
+
+    #[getter]
+    fn groups(&self) -> PyGroups {
+        PyGroups::new(self.node.clone())
     }
 
     /// Closes the node; idempotent.

@@ -2,7 +2,7 @@
 //! subsystems on it.
 //!
 //! This is the one place that knows every subsystem: starting a node binds
-//! the endpoint ([`config`]), builds discovery and streams, and lets each
+//! the endpoint ([`config`]), builds discovery, streams and groups, and lets each
 //! install its own protocol handlers ([`ProtocolProvider`]) on an iroh
 //! `Router`. It never waits for a relay, so it returns promptly with or
 //! without internet. Closing is idempotent and bounded in time.
@@ -27,6 +27,7 @@ use tracing::{debug, info};
 pub use self::config::{ConfigError, NodeConfig, RelayChoice};
 use crate::{
     discovery::{Discovery, SignedPeerEntry, dht, local::LocalPeer, ping, worker},
+    groups::Groups,
     network::{LinkError, ProtocolProvider, Protocols, address::format_address, route_repair::RouteRepair},
     primitives::Digest,
     streams::Streams,
@@ -58,6 +59,7 @@ struct Inner {
     router: Router,
     discovery: Discovery,
     streams: Streams,
+    groups: Groups,
     bootstrap: Vec<EndpointAddr>,
     closed: AtomicBool,
     /// Becomes true once the endpoint has finished closing.
@@ -91,7 +93,8 @@ impl Node {
             config.discovery.clone(),
         );
         let streams = Streams::new(discovery.clone());
-        let subsystems: [&dyn ProtocolProvider; 2] = [&discovery, &streams];
+        let groups = Groups::new(discovery.clone(), endpoint.clone());
+        let subsystems: [&dyn ProtocolProvider; 3] = [&discovery, &streams, &groups];
         let protocols = subsystems.iter().fold(
             Protocols::new(Router::builder(endpoint.clone()), repair.clone()),
             |protocols, subsystem| subsystem.install(protocols),
@@ -114,6 +117,7 @@ impl Node {
                 router,
                 discovery,
                 streams,
+                groups,
                 bootstrap: config.bootstrap,
                 closed: AtomicBool::new(false),
                 drained: tokio::sync::watch::Sender::new(false),
@@ -135,6 +139,10 @@ impl Node {
 
     pub fn streams(&self) -> &Streams {
         &self.inner.streams
+    }
+
+    pub fn groups(&self) -> &Groups {
+        &self.inner.groups
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -182,8 +190,10 @@ impl Node {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        // Producers tell their consumers first (204), then discovery says goodbye.
+        // Producers tell their consumers first (204), groups their bonds
+        // (Departure), then discovery says goodbye.
         self.inner.streams.close();
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.inner.groups.close()).await;
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.inner.discovery.shutdown()).await;
         // Closing the endpoint drains QUIC connections (3 probe timeouts:
         // 2-4 s with many peers, measured with 32 nodes). Wait a little, then

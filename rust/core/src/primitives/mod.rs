@@ -3,6 +3,7 @@
 
 pub mod digest;
 pub mod encoding;
+pub mod rust_types;
 pub mod varint;
 
 pub use digest::Digest;

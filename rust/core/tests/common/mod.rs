@@ -6,6 +6,7 @@ use mosaik_core::{Digest, Node, NodeConfig};
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
+#[allow(dead_code, reason = "not every test binary uses it")]
 pub async fn pair(network: &str) -> (Node, Node) {
     let a = Node::spawn(NodeConfig::local(Digest::from_name(network)))
         .await

@@ -1,0 +1,205 @@
+//! The bond worker: one task per bond, owning its link. It writes queued
+//! frames, reads the peer's, answers pings, keeps the heartbeat, and tells
+//! the group what arrived and when the bond ends (groups spec §2.7–2.9).
+
+use std::time::Duration;
+
+use iroh::EndpointId;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::{
+    BOND_QUEUE, Bond, BondEvent,
+    heartbeat::{Heartbeat, Tick},
+    protocol::BondMessage,
+};
+use crate::{
+    discovery::{Discovery, SignedPeerEntry, catalog::Source},
+    groups::{config::ConsensusConfig, protocol::GroupsProtocol},
+    network::{CLOSE_GRACE, CloseReason, Link, LinkError},
+    primitives::{Digest, encoding},
+};
+
+/// Starts the worker of a formed bond and returns the group's handle.
+pub fn spawn(
+    link: Link<GroupsProtocol>,
+    id: Digest,
+    entry: SignedPeerEntry,
+    config: &ConsensusConfig,
+    discovery: Discovery,
+    events: mpsc::Sender<BondEvent>,
+    parent: &CancellationToken,
+) -> Bond {
+    let (outbox, queue) = mpsc::channel(BOND_QUEUE);
+    let cancel = parent.child_token();
+    let bond = Bond {
+        peer: link.remote_id(),
+        id,
+        entry,
+        outbox,
+        cancel: cancel.clone(),
+    };
+    let heartbeat = Heartbeat::new(
+        config.heartbeat_interval,
+        config.heartbeat_jitter,
+        config.max_missed_heartbeats,
+    );
+    let worker = Worker {
+        link,
+        peer: bond.peer,
+        id,
+        queue,
+        events,
+        discovery: discovery.clone(),
+        heartbeat,
+        cancel,
+    };
+    discovery.spawn(worker.run());
+    bond
+}
+
+struct Worker {
+    link: Link<GroupsProtocol>,
+    peer: EndpointId,
+    id: Digest,
+    queue: mpsc::Receiver<BondMessage>,
+    events: mpsc::Sender<BondEvent>,
+    discovery: Discovery,
+    heartbeat: Heartbeat,
+    cancel: CancellationToken,
+}
+
+/// How a bond ended.
+enum End {
+    /// We left (group closed) or the peer said goodbye.
+    Cancelled {
+        say_goodbye: bool,
+    },
+    Timeout,
+    Link(LinkError),
+    Violation(String),
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let end = loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break End::Cancelled { say_goodbye: true },
+                message = self.queue.recv() => match message {
+                    Some(message) => {
+                        if let Err(e) = self.write(message).await {
+                            break End::Link(e);
+                        }
+                    }
+                    None => break End::Cancelled { say_goodbye: true },
+                },
+                frame = self.link.recv_raw() => match frame {
+                    Ok(frame) => {
+                        self.heartbeat.received();
+                        match encoding::decode::<BondMessage>(&frame) {
+                            Ok(message) => {
+                                if let Some(end) = self.handle(message).await {
+                                    break end;
+                                }
+                            }
+                            Err(e) => break End::Violation(format!("undecodable bond frame: {e}")),
+                        }
+                    }
+                    Err(e) => break End::Link(e),
+                },
+                _ = tokio::time::sleep_until(self.heartbeat.next_tick()) => match self.heartbeat.tick() {
+                    Tick::Ping => {
+                        if self.queue.is_empty()
+                            && let Err(e) = self.link.send(&BondMessage::Ping).await
+                        {
+                            break End::Link(e);
+                        }
+                    }
+                    Tick::Dead => break End::Timeout,
+                },
+            }
+        };
+        let reason = match end {
+            End::Cancelled { say_goodbye } => {
+                if say_goodbye {
+                    let _ = tokio::time::timeout(CLOSE_GRACE, self.link.send(&BondMessage::Departure)).await;
+                }
+                self.link
+                    .finish_and_close(CloseReason::Cancelled, CLOSE_GRACE)
+                    .await;
+                "closed".to_owned()
+            }
+            End::Timeout => {
+                self.link.close(CloseReason::Timeout, CLOSE_GRACE).await;
+                "heartbeat timeout (30408)".to_owned()
+            }
+            End::Violation(detail) => {
+                self.link.close(CloseReason::ProtocolViolation, CLOSE_GRACE).await;
+                detail
+            }
+            End::Link(e) => e.to_string(),
+        };
+        debug!(peer = %self.peer.fmt_short(), reason, "bond ended");
+        let _ = self
+            .events
+            .send(BondEvent::Down {
+                peer: self.peer,
+                id: self.id,
+                reason,
+            })
+            .await;
+    }
+
+    /// Writes `first` and whatever else is queued, then flushes once.
+    async fn write(&mut self, first: BondMessage) -> Result<(), LinkError> {
+        let mut message = Some(first);
+        while let Some(next) = message {
+            let payload = encoding::encode(&next).map_err(LinkError::Encode)?;
+            self.link.feed_raw(payload).await?;
+            message = self.queue.try_recv().ok();
+        }
+        self.link.flush().await
+    }
+
+    async fn handle(&mut self, message: BondMessage) -> Option<End> {
+        match message {
+            BondMessage::Ping => {
+                if self.queue.is_empty()
+                    && let Err(e) = self.link.send(&BondMessage::Pong).await
+                {
+                    return Some(End::Link(e));
+                }
+            }
+            BondMessage::Pong => {}
+            BondMessage::Departure => return Some(End::Cancelled { say_goodbye: false }),
+            BondMessage::PeerEntryUpdate(entry) => {
+                // Only the bonded peer's own entry (mosaik does not check).
+                if entry.entry().id() == self.peer {
+                    self.discovery.ingest(entry, Source::Sync, Some(self.peer));
+                }
+            }
+            BondMessage::BondFormed(entry) => {
+                let _ = self.events.send(BondEvent::Formed(Box::new(entry))).await;
+            }
+            BondMessage::Raft(message) => {
+                if self
+                    .events
+                    .send(BondEvent::Raft {
+                        peer: self.peer,
+                        message: Box::new(message),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return Some(End::Cancelled { say_goodbye: true });
+                }
+            }
+        }
+        None
+    }
+}
+
+/// How long a departing group waits for its goodbyes to be written.
+pub const DEPARTURE_GRACE: Duration = Duration::from_millis(300);

@@ -1,0 +1,279 @@
+//! A running group member: the handle users hold ([`Group`]) and the state
+//! it shares with its worker and the bond acceptor ([`Shared`]).
+//!
+//! Commands and queries go to the worker through a bounded inbox; what
+//! the worker decides comes back through oneshot replies and two watches:
+//! the member's [`Status`] and the index its machine has applied.
+
+pub mod worker;
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use iroh::EndpointId;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use self::worker::Input;
+use super::{
+    bond::handshake::{Credentials, Formed},
+    error::GroupError,
+    id::GroupId,
+    raft::{Cursor, Index, IndexRange, Raft, RoleKind, Term},
+};
+use crate::discovery::SignedPeerEntry;
+
+/// What a member looks like from outside, published after every step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub term: Term,
+    pub role: RoleKind,
+    pub leader: Option<EndpointId>,
+    pub online: bool,
+    pub committed: Index,
+    pub log_position: Cursor,
+    pub bonds: Vec<EndpointId>,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Self {
+            term: 0,
+            role: RoleKind::Follower,
+            leader: None,
+            online: false,
+            committed: 0,
+            log_position: Cursor::default(),
+            bonds: vec![],
+        }
+    }
+}
+
+/// A strong query the machine must answer once it has applied `at`.
+#[derive(Debug)]
+pub struct QueryTask {
+    pub query: Bytes,
+    pub at: Index,
+    pub reply: oneshot::Sender<Bytes>,
+}
+
+/// Work for a machine applied outside the core.
+#[derive(Debug)]
+pub enum Work {
+    /// Committed entries, in order: (index, term, command).
+    Apply(Vec<(Index, Term, Bytes)>),
+    Query(QueryTask),
+}
+
+/// Strong queries waiting for an outside machine.
+pub const QUERY_QUEUE: usize = 1024;
+/// Requests waiting for the worker.
+pub const INBOX: usize = 4096;
+
+/// State shared by the handle, the worker and the bond acceptor.
+pub struct Shared {
+    pub(crate) id: GroupId,
+    credentials: Credentials,
+    pub(crate) inbox: mpsc::Sender<Input>,
+    /// Our bonded peers' entries (for handshakes).
+    pub(crate) bonded: Mutex<BTreeMap<EndpointId, SignedPeerEntry>>,
+    pub(crate) status: watch::Sender<Status>,
+    /// The highest index the machine has applied.
+    pub(crate) applied: watch::Sender<Index>,
+    /// The consensus core; the worker steps it, outside appliers read the log.
+    pub(crate) raft: Mutex<Raft>,
+    pub(crate) queries: Mutex<Option<mpsc::Receiver<QueryTask>>>,
+    pub(crate) external_machine: bool,
+    pub(crate) forward_timeout: Duration,
+    pub(crate) election_timeout: Duration,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) finished: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub(crate) fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    pub(crate) fn bonded_entries(&self) -> Vec<SignedPeerEntry> {
+        self.bonded.lock().expect("bonded").values().cloned().collect()
+    }
+
+    /// Hands a bond formed by the acceptor to the worker.
+    pub(crate) fn accepted(&self, formed: Formed, entry: SignedPeerEntry) {
+        if let Err(e) = self.inbox.try_send(Input::Accepted(Box::new((formed, entry)))) {
+            let (mpsc::error::TrySendError::Full(Input::Accepted(accepted))
+            | mpsc::error::TrySendError::Closed(Input::Accepted(accepted))) = e
+            else {
+                return;
+            };
+            accepted.0.link.close_now(crate::network::CloseReason::Cancelled);
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.cancel.cancel();
+    }
+
+    pub(crate) async fn closed(&self) {
+        let _ = self.finished.subscribe().wait_for(|done| *done).await;
+    }
+}
+
+/// A handle on a group this node is a member of. Cheap to clone; closing
+/// any clone closes the membership.
+#[derive(Clone)]
+pub struct Group {
+    shared: Arc<Shared>,
+}
+
+/// How long `execute` waits for its commands to be applied here once the
+/// leader has taken them, before it reports an unknown outcome.
+pub const EXECUTE_TIMEOUT_ELECTIONS: u32 = 4;
+
+impl Group {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    pub fn id(&self) -> GroupId {
+        self.shared.id
+    }
+
+    pub fn status(&self) -> Status {
+        self.shared.status.borrow().clone()
+    }
+
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.shared.status.subscribe()
+    }
+
+    pub fn applied(&self) -> Index {
+        *self.shared.applied.borrow()
+    }
+
+    pub fn watch_applied(&self) -> watch::Receiver<Index> {
+        self.shared.applied.subscribe()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.cancel.is_cancelled()
+    }
+
+    fn check_open(&self) -> Result<(), GroupError> {
+        if self.is_closed() {
+            Err(GroupError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn ask<T>(
+        &self,
+        input: impl FnOnce(oneshot::Sender<Result<T, GroupError>>) -> Input,
+    ) -> Result<T, GroupError> {
+        self.check_open()?;
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .inbox
+            .send(input(reply))
+            .await
+            .map_err(|_| GroupError::Closed)?;
+        tokio::select! {
+            answer = answer => answer.unwrap_or(Err(GroupError::Closed)),
+            _ = self.shared.cancel.cancelled() => Err(GroupError::Closed),
+        }
+    }
+
+    /// Resolves once the leader has given `commands` their indices.
+    pub async fn feed(&self, commands: Vec<Bytes>) -> Result<IndexRange, GroupError> {
+        if commands.is_empty() {
+            return Err(GroupError::NoCommands);
+        }
+        self.ask(|reply| Input::Propose(commands, reply)).await
+    }
+
+    /// Resolves once `commands` are committed and applied on this member.
+    pub async fn execute(&self, commands: Vec<Bytes>) -> Result<IndexRange, GroupError> {
+        let range = self.feed(commands).await?;
+        self.wait_applied(range.end).await?;
+        Ok(range)
+    }
+
+    /// Until this member has applied `index`. Gives up (unknown outcome)
+    /// if that takes several election timeouts: the entry may have been
+    /// replaced by another leader's.
+    pub async fn wait_applied(&self, index: Index) -> Result<(), GroupError> {
+        let mut applied = self.shared.applied.subscribe();
+        let limit = self.shared.election_timeout * EXECUTE_TIMEOUT_ELECTIONS + self.shared.forward_timeout;
+        tokio::select! {
+            reached = tokio::time::timeout(limit, applied.wait_for(|a| *a >= index)) => match reached {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(_)) => Err(GroupError::Closed),
+                Err(_) => Err(GroupError::OutcomeUnknown),
+            },
+            _ = self.shared.cancel.cancelled() => Err(GroupError::Closed),
+        }
+    }
+
+    /// A linearizable query, answered by the leader's machine: the result
+    /// and the index it reflects.
+    pub async fn query_strong(&self, query: Bytes) -> Result<(Bytes, Index), GroupError> {
+        self.ask(|reply| Input::Query(query, reply)).await
+    }
+
+    /// The next work for a machine applied outside the core, given the
+    /// last index it applied. Waits until there is some.
+    pub async fn next_work(&self, applied: Index, max: usize) -> Result<Work, GroupError> {
+        self.check_open()?;
+        if applied > *self.shared.applied.borrow() {
+            self.shared.applied.send_replace(applied);
+        }
+        let mut status = self.shared.status.subscribe();
+        let mut queries = self
+            .shared
+            .queries
+            .lock()
+            .expect("queries")
+            .take()
+            .ok_or(GroupError::Closed)?;
+        let work = loop {
+            let committed = status.borrow_and_update().committed;
+            if committed > applied {
+                let raft = self.shared.raft.lock().expect("raft");
+                let end = committed.min(applied + max.max(1) as u64);
+                let entries = raft
+                    .log()
+                    .range(IndexRange::new(applied + 1, end), u64::MAX)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (applied + 1 + i as u64, e.term, e.command.clone()))
+                    .collect();
+                break Ok(Work::Apply(entries));
+            }
+            if let Ok(task) = queries.try_recv() {
+                break Ok(Work::Query(task));
+            }
+            tokio::select! {
+                changed = status.changed() => if changed.is_err() { break Err(GroupError::Closed) },
+                task = queries.recv() => match task {
+                    Some(task) => break Ok(Work::Query(task)),
+                    None => break Err(GroupError::Closed),
+                },
+                _ = self.shared.cancel.cancelled() => break Err(GroupError::Closed),
+            }
+        };
+        *self.shared.queries.lock().expect("queries") = Some(queries);
+        work
+    }
+
+    /// Leaves the group: goodbye to every bond. Idempotent.
+    pub async fn close(&self) {
+        self.shared.close();
+        self.shared.closed().await;
+    }
+}

@@ -1,0 +1,507 @@
+//! The group worker: one task per group member. It owns the bonds, steps
+//! the consensus core with what they deliver and with the time, routes
+//! what the core decides, and dials the members discovery finds.
+//!
+//! Dialing differs from mosaik where mosaik loses bonds (groups spec §2.6):
+//! dials to a peer are never run twice at once, a bond is only ever
+//! removed by the bond id that formed it, and a peer whose bond failed or
+//! was refused as a duplicate is dialed again after a short jittered
+//! backoff instead of at the next catalog change.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use iroh::{Endpoint, EndpointId};
+use rand::Rng;
+use tokio::{
+    sync::{broadcast, mpsc, oneshot, watch},
+    time::Instant,
+};
+use tracing::{debug, warn};
+
+use super::{INBOX, QUERY_QUEUE, QueryTask, Shared, Status};
+use crate::{
+    discovery::{Discovery, SignedPeerEntry, event::Event},
+    groups::{
+        bond::{
+            Bond, BondEvent,
+            handshake::{Credentials, DialError, Formed, dial},
+            protocol::BondMessage,
+            worker as bond_worker,
+        },
+        error::GroupError,
+        id::GroupId,
+        raft::{Failure, Forward, Index, IndexRange, Message, Output, QueryOrigin, Raft, RequestId},
+        service::{Groups, JoinOptions},
+    },
+    network::{CLOSE_GRACE, CloseReason},
+    primitives::Digest,
+};
+
+/// What the worker is asked to do.
+pub enum Input {
+    Accepted(Box<(Formed, SignedPeerEntry)>),
+    Propose(Vec<Bytes>, ProposalReply),
+    Query(Bytes, QueryReply),
+}
+
+/// Where the outcome of a proposal goes.
+pub type ProposalReply = oneshot::Sender<Result<IndexRange, GroupError>>;
+/// Where a strong query's answer goes: the result and the index it reflects.
+pub type QueryReply = oneshot::Sender<Result<(Bytes, Index), GroupError>>;
+
+/// What spawned helpers report back.
+enum Done {
+    Dialed(Box<(SignedPeerEntry, Result<Formed, DialError>)>),
+    Queried(QueryOrigin, Bytes, Index),
+}
+
+/// How often the worker looks over the catalog and its own entry.
+const SCAN_EVERY: Duration = Duration::from_secs(1);
+/// Backoff bounds for dialing a member again.
+const REDIAL_MIN: Duration = Duration::from_millis(100);
+const REDIAL_MAX: Duration = Duration::from_secs(5);
+/// How long an outside machine may take to answer a strong query.
+const QUERY_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts the worker of a new member and returns the state it shares.
+pub(crate) fn start(
+    groups: Groups,
+    discovery: &Discovery,
+    endpoint: &Endpoint,
+    id: GroupId,
+    options: JoinOptions,
+) -> Arc<Shared> {
+    let me = endpoint.id();
+    let (inbox, inputs) = mpsc::channel(INBOX);
+    let (query_tx, query_rx) = mpsc::channel(QUERY_QUEUE);
+    let seed: u64 = rand::rng().random();
+    let raft = Raft::new(
+        me,
+        options.consensus.clone(),
+        options.replay.clone(),
+        options.rules,
+        seed,
+        Duration::ZERO,
+    );
+    let shared = Arc::new(Shared {
+        id,
+        credentials: Credentials {
+            me,
+            network: discovery.network(),
+            group: id,
+            key: options.key,
+            handshake_timeout: groups.handshake_timeout(),
+        },
+        inbox,
+        bonded: Mutex::new(BTreeMap::new()),
+        status: watch::Sender::new(Status::default()),
+        applied: watch::Sender::new(0),
+        raft: Mutex::new(raft),
+        queries: Mutex::new(Some(query_rx)),
+        external_machine: options.external_machine,
+        forward_timeout: options.consensus.forward_timeout,
+        election_timeout: options.consensus.election_timeout + options.consensus.election_timeout_jitter,
+        cancel: discovery.cancel_token().child_token(),
+        finished: watch::Sender::new(false),
+    });
+    let (bond_events_tx, bond_events) = mpsc::channel(INBOX);
+    let (done_tx, done) = mpsc::channel(INBOX);
+    let worker = Worker {
+        groups,
+        shared: shared.clone(),
+        discovery: discovery.clone(),
+        endpoint: endpoint.clone(),
+        options,
+        started: Instant::now(),
+        inputs,
+        bond_events,
+        bond_events_tx,
+        done,
+        done_tx,
+        query_tx,
+        bonds: HashMap::new(),
+        dialing: HashSet::new(),
+        redial: HashMap::new(),
+        proposals: HashMap::new(),
+        queries: HashMap::new(),
+        next_request: 0,
+        announced_version: None,
+    };
+    discovery.tasks().spawn(worker.run());
+    shared
+}
+
+struct Worker {
+    groups: Groups,
+    shared: Arc<Shared>,
+    discovery: Discovery,
+    endpoint: Endpoint,
+    options: JoinOptions,
+    started: Instant,
+    inputs: mpsc::Receiver<Input>,
+    bond_events: mpsc::Receiver<BondEvent>,
+    bond_events_tx: mpsc::Sender<BondEvent>,
+    done: mpsc::Receiver<Done>,
+    done_tx: mpsc::Sender<Done>,
+    query_tx: mpsc::Sender<QueryTask>,
+    bonds: HashMap<EndpointId, Bond>,
+    dialing: HashSet<EndpointId>,
+    /// Failed dials: (failures in a row, not before).
+    redial: HashMap<EndpointId, (u32, Instant)>,
+    proposals: HashMap<RequestId, ProposalReply>,
+    queries: HashMap<RequestId, QueryReply>,
+    next_request: RequestId,
+    announced_version: Option<crate::discovery::entry::PeerEntryVersion>,
+}
+
+impl Worker {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    async fn run(mut self) {
+        let id = self.shared.id;
+        self.discovery.update_local(|entry| entry.groups.insert(id)).await;
+        let mut events = self.discovery.subscribe();
+        let mut scan = tokio::time::interval(SCAN_EVERY);
+        let cancel = self.shared.cancel.clone();
+        loop {
+            let deadline = self.started
+                + self
+                    .shared
+                    .raft
+                    .lock()
+                    .expect("raft")
+                    .next_deadline()
+                    .min(Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                Some(event) = self.bond_events.recv() => self.bond_event(event),
+                Some(done) = self.done.recv() => self.done(done),
+                Some(input) = self.inputs.recv() => self.input(input),
+                event = events.recv() => match event {
+                    Ok(Event::Discovered(entry) | Event::Updated(entry)) => self.consider(&entry),
+                    Ok(Event::Departed(_)) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.scan(),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = scan.tick() => self.scan(),
+                _ = tokio::time::sleep_until(deadline) => {
+                    let now = self.now();
+                    self.step(|raft| raft.tick(now));
+                }
+            }
+        }
+        self.shutdown().await;
+    }
+
+    async fn shutdown(mut self) {
+        for bond in self.bonds.values() {
+            bond.close();
+        }
+        // Give the bond workers a moment to say goodbye.
+        let deadline = Instant::now() + bond_worker::DEPARTURE_GRACE;
+        while !self.bonds.is_empty() {
+            match tokio::time::timeout_at(deadline, self.bond_events.recv()).await {
+                Ok(Some(BondEvent::Down { peer, .. })) => {
+                    self.bonds.remove(&peer);
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        for (_, reply) in self.proposals.drain() {
+            let _ = reply.send(Err(GroupError::Closed));
+        }
+        for (_, reply) in self.queries.drain() {
+            let _ = reply.send(Err(GroupError::Closed));
+        }
+        let id = self.shared.id;
+        self.groups.remove(&id);
+        if !self.discovery.cancel_token().is_cancelled() {
+            self.discovery
+                .update_local(|entry| entry.groups.remove(&id))
+                .await;
+        }
+        self.shared.finished.send_replace(true);
+        debug!(group = %id.to_hex(), "group closed");
+    }
+
+    /// Runs `f` on the core, then carries out what it decided.
+    fn step(&mut self, f: impl FnOnce(&mut Raft)) {
+        let now = self.now();
+        let (outputs, status) = {
+            let mut raft = self.shared.raft.lock().expect("raft");
+            f(&mut raft);
+            raft.flush(now);
+            let status = Status {
+                term: raft.term(),
+                role: raft.role(),
+                leader: raft.leader(),
+                online: raft.is_online(),
+                committed: raft.committed(),
+                log_position: raft.log().last(),
+                bonds: raft.bonds().iter().copied().collect(),
+            };
+            (raft.drain(), status)
+        };
+        for output in outputs {
+            self.output(output);
+        }
+        if !self.shared.external_machine && status.committed > *self.shared.applied.borrow() {
+            // NoOp: committing is applying.
+            self.shared.applied.send_replace(status.committed);
+        }
+        self.shared.status.send_if_modified(|current| {
+            let changed = *current != status;
+            *current = status;
+            changed
+        });
+    }
+
+    fn send(&self, peer: &EndpointId, message: Message) {
+        if let Some(bond) = self.bonds.get(peer) {
+            bond.send(BondMessage::Raft(message));
+        }
+    }
+
+    fn output(&mut self, output: Output) {
+        match output {
+            Output::Send(peer, message) => self.send(&peer, message),
+            Output::Broadcast(message) => {
+                for bond in self.bonds.values() {
+                    bond.send(BondMessage::Raft(message.clone()));
+                }
+            }
+            Output::Assigned { request, range } => {
+                if let Some(reply) = self.proposals.remove(&request) {
+                    let _ = reply.send(Ok(range));
+                }
+            }
+            Output::Failed { request, failure } => {
+                let error = match failure {
+                    Failure::Offline => GroupError::Offline,
+                    Failure::Unknown => GroupError::OutcomeUnknown,
+                };
+                if let Some(reply) = self.proposals.remove(&request) {
+                    let _ = reply.send(Err(error));
+                } else if let Some(reply) = self.queries.remove(&request) {
+                    let _ = reply.send(Err(GroupError::Offline));
+                }
+            }
+            Output::QueryAnswered {
+                request,
+                result,
+                position,
+            } => {
+                if let Some(reply) = self.queries.remove(&request) {
+                    let _ = reply.send(Ok((result, position)));
+                }
+            }
+            Output::RunQuery { origin, query, at } => self.run_query(origin, query, at),
+        }
+    }
+
+    /// Runs a strong query on the machine once it has applied `at`.
+    fn run_query(&mut self, origin: QueryOrigin, query: Bytes, at: Index) {
+        if !self.shared.external_machine {
+            // NoOp: `()` answers `()`, which encodes to nothing.
+            self.answer_query(origin, Bytes::new(), at);
+            return;
+        }
+        let (reply, answer) = oneshot::channel();
+        if self.query_tx.try_send(QueryTask { query, at, reply }).is_err() {
+            warn!("too many strong queries waiting for the machine; one is dropped");
+            if let QueryOrigin::Local(request) = origin
+                && let Some(reply) = self.queries.remove(&request)
+            {
+                let _ = reply.send(Err(GroupError::Offline));
+            }
+            return;
+        }
+        let done = self.done_tx.clone();
+        self.discovery.spawn(async move {
+            if let Ok(Ok(result)) = tokio::time::timeout(QUERY_ANSWER_TIMEOUT, answer).await {
+                let _ = done.send(Done::Queried(origin, result, at)).await;
+            }
+        });
+    }
+
+    fn answer_query(&mut self, origin: QueryOrigin, result: Bytes, at: Index) {
+        match origin {
+            QueryOrigin::Local(request) => {
+                if let Some(reply) = self.queries.remove(&request) {
+                    let _ = reply.send(Ok((result, at)));
+                }
+            }
+            QueryOrigin::Remote { peer, request_id } => self.send(
+                &peer,
+                Message::Forward(Forward::QueryResponse {
+                    request_id,
+                    result,
+                    position: at,
+                }),
+            ),
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = self.now();
+        match input {
+            Input::Accepted(accepted) => {
+                let (formed, entry) = *accepted;
+                self.formed(formed, entry);
+            }
+            Input::Propose(commands, reply) => {
+                let request = self.request_id();
+                self.proposals.insert(request, reply);
+                self.step(|raft| raft.propose(now, request, commands));
+            }
+            Input::Query(query, reply) => {
+                let request = self.request_id();
+                self.queries.insert(request, reply);
+                self.step(|raft| raft.query(now, request, query));
+            }
+        }
+    }
+
+    fn request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        self.next_request
+    }
+
+    fn done(&mut self, done: Done) {
+        match done {
+            Done::Dialed(dialed) => {
+                let (entry, result) = *dialed;
+                let peer = entry.entry().id();
+                self.dialing.remove(&peer);
+                match result {
+                    Ok(formed) => self.formed(formed, entry),
+                    Err(e) => {
+                        debug!(peer = %peer.fmt_short(), error = %e, "bond dial failed");
+                        self.backoff(peer);
+                    }
+                }
+            }
+            Done::Queried(origin, result, at) => self.answer_query(origin, result, at),
+        }
+    }
+
+    fn bond_event(&mut self, event: BondEvent) {
+        let now = self.now();
+        match event {
+            BondEvent::Raft { peer, message } => {
+                if self.bonds.contains_key(&peer) {
+                    self.step(|raft| raft.receive(now, peer, *message));
+                }
+            }
+            BondEvent::Formed(entry) => self.consider(&entry),
+            BondEvent::Down { peer, id, reason } => {
+                // Only the bond that formed with this id ends here: a
+                // duplicate closing must not take the kept bond with it.
+                if self.bonds.get(&peer).is_some_and(|b| b.id == id) {
+                    debug!(peer = %peer.fmt_short(), reason, "bond down");
+                    self.bonds.remove(&peer);
+                    self.shared.bonded.lock().expect("bonded").remove(&peer);
+                    self.step(|raft| raft.bond_down(now, peer));
+                    self.backoff(peer);
+                }
+            }
+        }
+    }
+
+    /// A bond finished its handshake: keep it unless we have one already.
+    fn formed(&mut self, formed: Formed, entry: SignedPeerEntry) {
+        let peer = formed.link.remote_id();
+        if self.bonds.contains_key(&peer) {
+            let link = formed.link;
+            self.discovery
+                .spawn(link.close(CloseReason::AlreadyBonded, CLOSE_GRACE));
+            return;
+        }
+        self.redial.remove(&peer);
+        for other in &formed.their_bonds {
+            self.consider(other);
+        }
+        for bond in self.bonds.values() {
+            bond.send(BondMessage::BondFormed(entry.clone()));
+        }
+        let bond = bond_worker::spawn(
+            formed.link,
+            formed.id,
+            entry.clone(),
+            &self.options.consensus,
+            self.discovery.clone(),
+            self.bond_events_tx.clone(),
+            &self.shared.cancel,
+        );
+        self.bonds.insert(peer, bond);
+        self.shared.bonded.lock().expect("bonded").insert(peer, entry);
+        let now = self.now();
+        self.step(|raft| raft.bond_up(now, peer));
+    }
+
+    fn backoff(&mut self, peer: EndpointId) {
+        let failures = self.redial.get(&peer).map_or(0, |(n, _)| *n);
+        let base = REDIAL_MIN.saturating_mul(1 << failures.min(6)).min(REDIAL_MAX);
+        let jitter = Duration::from_millis(rand::rng().random_range(0..=base.as_millis() as u64));
+        self.redial
+            .insert(peer, (failures + 1, Instant::now() + base / 2 + jitter / 2));
+    }
+
+    /// Dials `entry`'s node if it is a member we are not bonded with.
+    fn consider(&mut self, entry: &SignedPeerEntry) {
+        let peer = entry.entry().id();
+        let me = self.shared.credentials().me;
+        if peer == me
+            || self.bonds.contains_key(&peer)
+            || self.dialing.contains(&peer)
+            || !entry.entry().groups.contains(&self.shared.id)
+            || entry.entry().network != self.discovery.network()
+            || self.redial.get(&peer).is_some_and(|(_, at)| Instant::now() < *at)
+        {
+            return;
+        }
+        self.dialing.insert(peer);
+        let (endpoint, discovery, credentials) = (
+            self.endpoint.clone(),
+            self.discovery.clone(),
+            self.shared.credentials().clone(),
+        );
+        let (entry, ours, done) = (entry.clone(), self.shared.bonded_entries(), self.done_tx.clone());
+        self.discovery.spawn(async move {
+            let result = dial(&endpoint, &discovery, &credentials, &entry, ours).await;
+            let _ = done.send(Done::Dialed(Box::new((entry, result)))).await;
+        });
+    }
+
+    /// Dials every member in the catalog we are not bonded with, and tells
+    /// our bonds when our own entry changed.
+    fn scan(&mut self) {
+        for entry in self.discovery.peers() {
+            self.consider(&entry);
+        }
+        let version = self.discovery.local().version();
+        if self.announced_version != Some(version) {
+            let entry = self.discovery.local().current();
+            if self.announced_version.is_some() {
+                for bond in self.bonds.values() {
+                    bond.send(BondMessage::PeerEntryUpdate(entry.clone()));
+                }
+            }
+            self.announced_version = Some(version);
+        }
+    }
+}
+
+/// The id the group is known by in logs.
+pub fn short(id: &Digest) -> String {
+    id.to_hex()[..10].to_owned()
+}

@@ -1,0 +1,163 @@
+//! Groups on real endpoints over loopback: bonds form, one leader is
+//! elected, commands from any member commit everywhere in one order.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use mosaik_core::{
+    Digest, Node, NodeConfig,
+    groups::{ConsensusConfig, Group, GroupKey, JoinOptions, MachineSpec, ReplayConfig, SafetyRules},
+};
+
+use common::WAIT;
+
+fn fast() -> ConsensusConfig {
+    ConsensusConfig {
+        bootstrap_delay: Duration::from_millis(500),
+        election_timeout: Duration::from_millis(600),
+        election_timeout_jitter: Duration::from_millis(300),
+        ..ConsensusConfig::default()
+    }
+}
+
+fn noop(key: &str, consensus: ConsensusConfig) -> JoinOptions {
+    JoinOptions {
+        key: GroupKey::from_secret(key),
+        machine: MachineSpec::noop(),
+        consensus,
+        replay: ReplayConfig::default(),
+        rules: SafetyRules::default(),
+        external_machine: false,
+    }
+}
+
+async fn nodes(network: &str, n: usize) -> Vec<Node> {
+    let first = Node::spawn(NodeConfig::local(Digest::from_name(network)))
+        .await
+        .unwrap();
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        let mut config = NodeConfig::local(Digest::from_name(network));
+        config.bootstrap = vec![nodes[0].addr()];
+        nodes.push(Node::spawn(config).await.unwrap());
+    }
+    for node in &nodes {
+        tokio::time::timeout(WAIT, node.discovery().wait_for_peers(n - 1))
+            .await
+            .unwrap();
+    }
+    nodes
+}
+
+/// Waits until every member is bonded with all others and names one leader.
+async fn one_leader(groups: &[Group]) -> iroh::EndpointId {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let leaders: Vec<_> = groups.iter().map(|g| g.status().leader).collect();
+            if let Some(Some(leader)) = leaders.first()
+                && leaders.iter().all(|l| l == &Some(*leader))
+                && groups.iter().all(|g| g.status().bonds.len() == groups.len() - 1)
+            {
+                return *leader;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("one leader within the timeout")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_members_elect_one_leader_and_commit_in_one_order() {
+    let nodes = nodes("groups-three", 3).await;
+    let groups: Vec<Group> = nodes
+        .iter()
+        .map(|n| n.groups().join(noop("secret", fast())).unwrap())
+        .collect();
+    assert!(groups.windows(2).all(|w| w[0].id() == w[1].id()));
+    one_leader(&groups).await;
+    // Commands from every member, the leader's and followers'.
+    for (i, group) in groups.iter().enumerate() {
+        let range = tokio::time::timeout(WAIT, group.execute(vec![Bytes::new(); i + 1]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(range.len(), i as u64 + 1);
+        assert!(group.applied() >= range.end);
+    }
+    let target = groups
+        .iter()
+        .map(|g| g.status().log_position.index)
+        .max()
+        .unwrap();
+    for group in &groups {
+        tokio::time::timeout(WAIT, async {
+            while group.status().committed < target {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("every member commits everything");
+    }
+    // The leader's strong query and a follower's forwarded one.
+    for group in &groups {
+        let (_, at) = tokio::time::timeout(WAIT, group.query_strong(Bytes::new()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            at >= 6,
+            "a strong query reflects every command before it (at {at})"
+        );
+    }
+    for node in nodes {
+        node.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_leader_takes_over_when_the_leader_leaves() {
+    let nodes = nodes("groups-failover", 3).await;
+    let groups: Vec<Group> = nodes
+        .iter()
+        .map(|n| n.groups().join(noop("failover", fast())).unwrap())
+        .collect();
+    let leader = one_leader(&groups).await;
+    let leaver = nodes.iter().position(|n| n.peer_id() == leader).unwrap();
+    groups[leaver].close().await;
+    let rest: Vec<Group> = groups
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leaver)
+        .map(|(_, g)| g.clone())
+        .collect();
+    let started = tokio::time::Instant::now();
+    let new_leader = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(l) = rest[0].status().leader
+                && l != leader
+                && rest[1].status().leader == Some(l)
+            {
+                return l;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a new leader");
+    assert_ne!(new_leader, leader);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    tokio::time::timeout(WAIT, rest[0].execute(vec![Bytes::new()]))
+        .await
+        .unwrap()
+        .unwrap();
+    for node in nodes {
+        node.close().await;
+    }
+}
