@@ -26,9 +26,14 @@
 //! - `group_status {"group_id"}` → `{"leader": hex | null, "is_leader",
 //!   "online", "committed", "log_position": [term, index], "bonds": [peer
 //!   hex]}` (`bonds` are the local bonds, ordered by peer id).
-//! - `group_wait_leader {"group_id", "timeout_ms"?}` → `{"leader",
-//!   "elapsed_ms"}` once `when().leader_elected()` resolves (at once if a
-//!   leader is known).
+//! - `group_wait_leader {"group_id", "leader"?, "timeout_ms"?}` →
+//!   `{"leader", "elapsed_ms"}` once `when().leader_elected()` resolves (at
+//!   once if a leader is known), or, with `leader` (peer id hex), once
+//!   `when().leader_is(leader)` does.
+//! - `group_wait_bonds {"group_id", "minimum"?, "maximum"?, "timeout_ms"?}`
+//!   → `{"bonds", "elapsed_ms"}` once the number of local bonds is within
+//!   `minimum` (default 1) and `maximum` (default unbounded); follows
+//!   `Bonds::changed()` and re-checks every [`POLL`].
 //! - `group_wait_online {"group_id", "timeout_ms"?}` → `{"elapsed_ms"}` once
 //!   `when().online()` resolves.
 //! - `group_wait_committed {"group_id", "index", "timeout_ms"?}` →
@@ -83,6 +88,10 @@ use {
         time::{Duration, Instant},
     },
 };
+
+/// Re-check interval of `group_wait_bonds` between bond changes
+/// (`Bonds::changed` subscribes anew on each call and could miss a change).
+const POLL: Duration = Duration::from_millis(20);
 
 /// Test state machine: a running total of `i64` commands.
 ///
@@ -240,11 +249,49 @@ impl Registry {
 
     /// `group_wait_leader`.
     pub async fn wait_leader(&self, cmd: &Value) -> Result<Value> {
-        let elected = on_group!(self.group(cmd)?, g => g.when().leader_elected());
+        let group = self.group(cmd)?;
         let started = Instant::now();
-        let leader = bounded(cmd, "a leader", elected).await?;
+        let leader = match cmd.get("leader") {
+            None | Some(Value::Null) => {
+                let elected = on_group!(group, g => g.when().leader_elected());
+                bounded(cmd, "a leader", elected).await?
+            }
+            Some(_) => {
+                let expected = wire::peer_id_field(cmd, "leader")?;
+                let is = on_group!(group, g => g.when().leader_is(expected));
+                bounded(cmd, &format!("leader {expected}"), is).await?;
+                expected
+            }
+        };
         Ok(json!({
             "leader": leader.to_string(),
+            "elapsed_ms": started.elapsed().as_millis() as u64,
+        }))
+    }
+
+    /// `group_wait_bonds`.
+    pub async fn wait_bonds(&self, cmd: &Value) -> Result<Value> {
+        let minimum = optional_u64(cmd, "minimum")?.unwrap_or(1);
+        let maximum = optional_u64(cmd, "maximum")?.unwrap_or(u64::MAX);
+        let group = self.group(cmd)?;
+        let started = Instant::now();
+        let within = || {
+            let count = on_group!(group, g => g.bonds().len()) as u64;
+            (minimum..=maximum).contains(&count)
+        };
+        let settled = async {
+            while !within() {
+                let changed = on_group!(group, g => {
+                    let bonds = g.bonds();
+                    async move { bonds.changed().await }.boxed()
+                });
+                let _ = tokio::time::timeout(POLL, changed).await;
+            }
+        };
+        bounded(cmd, &format!("{minimum}..={maximum} bonds"), settled).await?;
+        let status = on_group!(group, g => status(g));
+        Ok(json!({
+            "bonds": status["bonds"],
             "elapsed_ms": started.elapsed().as_millis() as u64,
         }))
     }
@@ -259,10 +306,7 @@ impl Registry {
 
     /// `group_wait_committed`.
     pub async fn wait_committed(&self, cmd: &Value) -> Result<Value> {
-        let index = cmd
-            .get("index")
-            .and_then(Value::as_u64)
-            .context("missing non-negative integer field `index`")?;
+        let index = optional_u64(cmd, "index")?.context("missing field `index`")?;
         let reached = on_group!(self.group(cmd)?, g => g.when().committed().reaches(index));
         let started = Instant::now();
         let committed = bounded(cmd, &format!("commit index {index}"), reached).await?;
@@ -499,6 +543,17 @@ fn consensus_json(config: &ConsensusConfig) -> Value {
         "forward_timeout_ms": ms(config.forward_timeout),
         "query_timeout_ms": ms(config.query_timeout),
     })
+}
+
+/// An optional non-negative integer field.
+fn optional_u64(cmd: &Value, name: &str) -> Result<Option<u64>> {
+    match cmd.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .map(Some)
+            .with_context(|| format!("`{name}` must be a non-negative integer")),
+    }
 }
 
 /// The required `group_id` field, normalized to lowercase.

@@ -23,7 +23,8 @@
 //!   `close_producer`, `consume`, `received`, `wait_producers`
 //!   (`streams.rs`);
 //! - consensus groups of the running node: `group_join`, `group_status`,
-//!   `group_wait_leader`, `group_wait_online`, `group_wait_committed`,
+//!   `group_wait_leader`, `group_wait_bonds`, `group_wait_online`,
+//!   `group_wait_committed`,
 //!   `group_execute`, `group_execute_many`, `group_feed`,
 //!   `group_feed_many`, `group_query`, `group_leave`; and, without a node,
 //!   `group_vectors` (`groups.rs`);
@@ -191,6 +192,7 @@ impl Peer {
             "group_join" => self.groups.join(self.network.as_ref().context(NO_NODE)?, cmd),
             "group_status" => self.groups.status(cmd),
             "group_wait_leader" => self.groups.wait_leader(cmd).await,
+            "group_wait_bonds" => self.groups.wait_bonds(cmd).await,
             "group_wait_online" => self.groups.wait_online(cmd).await,
             "group_wait_committed" => self.groups.wait_committed(cmd).await,
             "group_execute" => self.groups.one(cmd, true).await,
