@@ -22,6 +22,12 @@
 //! - streams of the running node: `produce`, `send`, `wait_subscribed`,
 //!   `close_producer`, `consume`, `received`, `wait_producers`
 //!   (`streams.rs`);
+//! - consensus groups of the running node: `group_join`, `group_status`,
+//!   `group_wait_leader`, `group_wait_bonds`, `group_wait_online`,
+//!   `group_wait_committed`,
+//!   `group_execute`, `group_execute_many`, `group_feed`,
+//!   `group_feed_many`, `group_query`, `group_leave`; and, without a node,
+//!   `group_vectors` (`groups.rs`);
 //! - benchmarks for `benches/run.py`: `bench_produce`, `bench_consume`,
 //!   `bench_converge`, `bench_idle_nodes`, `bench_hold_producers`,
 //!   `bench_subscribe` (`bench.rs`).
@@ -32,6 +38,7 @@ mod announce;
 mod bench;
 mod catalog;
 mod events;
+mod groups;
 mod node;
 mod spy;
 mod streams;
@@ -110,14 +117,15 @@ fn emit(value: &Value) {
     let _ = out.flush();
 }
 
-/// Process state: at most one relay, one mosaik node (with its event log
-/// and stream handles) and one gossip spy.
+/// Process state: at most one relay, one mosaik node (with its event log,
+/// stream and group handles) and one gossip spy.
 #[derive(Default)]
 struct Peer {
     relay: Option<Relay>,
     network: Option<Network>,
     events: Option<EventLog>,
     streams: streams::Registry,
+    groups: groups::Registry,
     spy: Option<Spy>,
 }
 
@@ -180,6 +188,20 @@ impl Peer {
             "consume" => self.streams.consume(self.network.as_ref().context(NO_NODE)?, cmd),
             "received" => self.streams.received(cmd).await,
             "wait_producers" => self.streams.wait_producers(cmd).await,
+            // consensus groups of the running node
+            "group_join" => self.groups.join(self.network.as_ref().context(NO_NODE)?, cmd),
+            "group_status" => self.groups.status(cmd),
+            "group_wait_leader" => self.groups.wait_leader(cmd).await,
+            "group_wait_bonds" => self.groups.wait_bonds(cmd).await,
+            "group_wait_online" => self.groups.wait_online(cmd).await,
+            "group_wait_committed" => self.groups.wait_committed(cmd).await,
+            "group_execute" => self.groups.one(cmd, true).await,
+            "group_execute_many" => self.groups.many(cmd, true).await,
+            "group_feed" => self.groups.one(cmd, false).await,
+            "group_feed_many" => self.groups.many(cmd, false).await,
+            "group_query" => self.groups.query(cmd).await,
+            "group_leave" => self.groups.leave(cmd),
+            "group_vectors" => groups::vectors(cmd),
             // benchmarks (benches/run.py)
             "bench_produce" => bench::produce(self.node()?, cmd).await,
             "bench_consume" => bench::consume(cmd).await,
@@ -295,6 +317,9 @@ impl Peer {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, spy.close()).await;
         }
         self.streams = streams::Registry::default();
+        // Dropping the group handles broadcasts their `Departure`s while the
+        // node still runs.
+        self.groups = groups::Registry::default();
         if let Some(network) = self.network.take() {
             let endpoint = network.local().endpoint().clone();
             drop(network); // cancels mosaik's background tasks
