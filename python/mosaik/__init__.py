@@ -1,7 +1,8 @@
 """mosaik for Python: self-organizing, leaderless distributed systems.
 
 Nodes that share a network name find each other, exchange typed streams and
-replicate state machines in groups, speaking the wire protocol of the Rust crate ``mosaik`` 0.3.13 on iroh QUIC.
+replicate state machines in groups, speaking the wire protocol of the Rust
+crate ``mosaik`` 0.3.13 on iroh QUIC.
 """
 
 from __future__ import annotations

@@ -160,5 +160,6 @@ def resolve(codec: object, argument: str = "codec") -> Codec:
     if callable(getattr(codec, "encode", None)) and callable(getattr(codec, "decode", None)):
         return codec  # type: ignore[return-value]
     raise TypeError(
-        f"{argument}: expected a codec name or an object with encode/decode, got {type(codec).__name__}"
+        f"{argument}: expected a codec name or an object with encode/decode, "
+        f"got {type(codec).__name__}"
     )

@@ -270,7 +270,10 @@ pub fn choices(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let names = |table: Vec<&'static str>| PyTuple::new(py, table);
     let choices = PyDict::new(py);
     choices.set_item("lagging", names(LAGGING.iter().map(|(n, _)| *n).collect())?)?;
-    choices.set_item("type_name", names(RustType::NAMES.iter().map(|(n, _)| *n).collect())?)?;
+    choices.set_item(
+        "type_name",
+        names(RustType::NAMES.iter().map(|(n, _)| *n).collect())?,
+    )?;
     choices.set_item("consistency", names(vec!["weak", "strong"])?)?;
     choices.set_item("overflow", names(OVERFLOW.iter().map(|(n, _)| *n).collect())?)?;
     choices.set_item("layout", names(LAYOUT.iter().map(|(n, _)| *n).collect())?)?;
@@ -371,18 +374,29 @@ impl BackoffOptions {
 fn rust_type(type_name: &str) -> PyResult<RustType> {
     RustType::from_name(type_name).ok_or_else(|| {
         let names: Vec<&str> = RustType::NAMES.iter().map(|(n, _)| *n).collect();
-        value_error("type_name", format!("expected one of {names:?}, got {type_name:?}"))
+        value_error(
+            "type_name",
+            format!("expected one of {names:?}, got {type_name:?}"),
+        )
     })
 }
 
 /// A Python value of the Rust type `type_name`, encoded as postcard.
 pub fn encode_value(type_name: &str, value: &Bound<'_, PyAny>) -> PyResult<bytes::Bytes> {
     let ty = rust_type(type_name)?;
-    let wrong = || PyTypeError::new_err(format!("value: expected a value of Rust type {type_name}, got {}", value.get_type().name().map(|n| n.to_string()).unwrap_or_default()));
+    let wrong = || {
+        PyTypeError::new_err(format!(
+            "value: expected a value of Rust type {type_name}, got {}",
+            value.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    };
     let value = match ty {
         RustType::Unit if value.is_none() => Value::Unit,
         RustType::Bool if value.is_instance_of::<PyBool>() => Value::Bool(value.extract()?),
-        RustType::F64 if value.is_instance_of::<PyFloat>() || (value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>()) => {
+        RustType::F64
+            if value.is_instance_of::<PyFloat>()
+                || (value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>()) =>
+        {
             Value::F64(value.extract()?)
         }
         RustType::Str if value.is_instance_of::<PyString>() => Value::Str(value.extract()?),

@@ -10,8 +10,8 @@
 use mosaik_core::{
     ConfigError, NodeError,
     discovery::sync::SyncError,
-    network::{AddressError, LinkError},
     groups::GroupError,
+    network::{AddressError, LinkError},
     streams::{SendError, StreamsError},
 };
 use pyo3::{

@@ -11,7 +11,8 @@ use bytes::Bytes;
 use mosaik_core::{
     Digest, Node,
     groups::{
-        ConsensusConfig, Group, GroupKey, JoinOptions, MachineSpec, ReplayConfig, RoleKind, SafetyRules, Status, Work,
+        ConsensusConfig, Group, GroupKey, JoinOptions, MachineSpec, ReplayConfig, RoleKind, SafetyRules,
+        Status, Work,
     },
 };
 use pyo3::{
@@ -61,7 +62,10 @@ impl ConsensusOptions {
             heartbeat_jitter: seconds("consensus.heartbeat_jitter", self.heartbeat_jitter)?,
             max_missed_heartbeats: self.max_missed_heartbeats,
             election_timeout: seconds("consensus.election_timeout", self.election_timeout)?,
-            election_timeout_jitter: seconds("consensus.election_timeout_jitter", self.election_timeout_jitter)?,
+            election_timeout_jitter: seconds(
+                "consensus.election_timeout_jitter",
+                self.election_timeout_jitter,
+            )?,
             bootstrap_delay: seconds("consensus.bootstrap_delay", self.bootstrap_delay)?,
             forward_timeout: seconds("consensus.forward_timeout", self.forward_timeout)?,
             query_timeout: seconds("consensus.query_timeout", self.query_timeout)?,
@@ -280,12 +284,18 @@ impl PyGroup {
     }
 
     /// Resolves with the status once it differs from `seen`.
-    fn status_changed<'py>(&self, py: Python<'py>, seen: PyRef<'py, GroupStatus>) -> PyResult<Bound<'py, PyAny>> {
+    fn status_changed<'py>(
+        &self,
+        py: Python<'py>,
+        seen: PyRef<'py, GroupStatus>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let seen = seen.clone();
         let mut status = self.group.watch_status();
         runtime::into_py_future(py, async move {
             match status.wait_for(|s| *s != seen.status).await {
-                Ok(status) => Ok(GroupStatus { status: status.clone() }),
+                Ok(status) => Ok(GroupStatus {
+                    status: status.clone(),
+                }),
                 Err(_) => Err(Closed::new_err("the group is closed")),
             }
         })
@@ -347,6 +357,10 @@ impl PyGroup {
     }
 
     fn __repr__(&self) -> String {
-        format!("<Group {} {}>", &self.group_id[..10], if self.group.is_closed() { "closed" } else { "open" })
+        format!(
+            "<Group {} {}>",
+            &self.group_id[..10],
+            if self.group.is_closed() { "closed" } else { "open" }
+        )
     }
 }

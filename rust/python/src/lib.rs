@@ -48,7 +48,11 @@ fn decode_datum<'py>(py: Python<'py>, layout: &str, payload: &[u8]) -> PyResult<
 
 /// `value` as postcard of the Rust type `type_name` (`"i64"`, `"str"`, ...).
 #[pyfunction]
-fn encode_value<'py>(py: Python<'py>, type_name: &str, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+fn encode_value<'py>(
+    py: Python<'py>,
+    type_name: &str,
+    value: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let encoded = convert::encode_value(type_name, value)?;
     Ok(PyBytes::new(py, &encoded))
 }

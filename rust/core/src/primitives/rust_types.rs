@@ -71,7 +71,11 @@ impl RustType {
     }
 
     pub fn name(self) -> &'static str {
-        Self::NAMES.iter().find(|(_, t)| *t == self).map(|(n, _)| *n).expect("every type is named")
+        Self::NAMES
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map(|(n, _)| *n)
+            .expect("every type is named")
     }
 
     /// The integer range of an integer type.
@@ -185,9 +189,18 @@ mod tests {
 
     #[test]
     fn out_of_range_and_wrong_kinds_are_refused() {
-        assert!(matches!(RustType::U8.encode(&Value::Int(256)), Err(ValueError::OutOfRange { .. })));
-        assert!(matches!(RustType::U64.encode(&Value::Int(-1)), Err(ValueError::OutOfRange { .. })));
-        assert!(matches!(RustType::Str.encode(&Value::Int(1)), Err(ValueError::WrongKind("str"))));
+        assert!(matches!(
+            RustType::U8.encode(&Value::Int(256)),
+            Err(ValueError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            RustType::U64.encode(&Value::Int(-1)),
+            Err(ValueError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            RustType::Str.encode(&Value::Int(1)),
+            Err(ValueError::WrongKind("str"))
+        ));
         assert!(RustType::Bool.decode(&[2]).is_err());
     }
 }
