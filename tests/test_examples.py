@@ -25,12 +25,13 @@ def test_example_runs(example: Path) -> None:
     assert "False" not in result.stdout, result.stdout
 
 
-def test_readme_example_is_examples_ping() -> None:
+@pytest.mark.parametrize("example", ["ping.py", "counter.py"])
+def test_readme_examples_are_the_examples(example: str) -> None:
     readme = (ROOT / "README.md").read_text()
-    assert (ROOT / "examples" / "ping.py").read_text().split('"""\n', 2)[-1].strip() in readme
+    assert (ROOT / "examples" / example).read_text().split('"""\n', 2)[-1].strip() in readme
 
 
-def test_mosaik_demo_shows_nodes_meeting_and_streaming() -> None:
+def test_mosaik_demo_shows_nodes_meeting_streaming_and_replicating() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mosaik", "demo", "--nodes", "3", "--seconds", "1"],
         capture_output=True,
@@ -46,4 +47,10 @@ def test_mosaik_demo_shows_nodes_meeting_and_streaming() -> None:
     [total] = [line for line in result.stdout.splitlines() if line.startswith("| all consumers")]
     datums, rate, _, p50, p99 = (cell.strip() for cell in total.strip("|").split("|")[1:])
     assert int(datums.replace(",", "")) > 0 and float(p50) <= float(p99), total
+    [elected] = [line for line in result.stdout.splitlines() if "members elected" in line]
+    assert "3 members" in elected, elected
+    [counter] = [line for line in result.stdout.splitlines() if "replicated counter" in line]
+    totals = counter.split(":")[1].strip()
+    assert totals.startswith("[") and len(set(totals.strip("[]").split(", "))) == 1, counter
+    assert int(totals.strip("[]").split(", ")[0]) >= 1, counter
     assert "all nodes closed" in result.stdout

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from .groups import ApplyContext, ConsensusConfig, Group, StateMachine
 from .network import Network
 from .streams import Consumer
 
@@ -49,6 +50,43 @@ class _Reader:
                 self.samples.append(latency)
 
 
+class _DemoCounter(StateMachine):
+    """The demo's replicated counter: i64 commands added to a total."""
+
+    signature = "mosaik-demo-counter"
+    command_codec = "i64"
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def apply(self, command: int, ctx: ApplyContext) -> None:
+        self.total += command
+
+    def query(self, query: object) -> int:
+        return self.total
+
+
+async def _form_group(net: list[Network]) -> list[Group]:
+    """Every node joins one group with a counter machine and they elect a leader."""
+    started = time.monotonic()
+    # mosaik waits 3 s before a first election so members can bond; 1 s is
+    # plenty on loopback.
+    consensus = ConsensusConfig(bootstrap_delay=1.0)
+    groups = [n.groups.join("mosaik-demo-counter", _DemoCounter(), consensus=consensus) for n in net]
+    leaders = await asyncio.wait_for(
+        asyncio.gather(*(g.when.leader_elected() for g in groups)), 30
+    )
+    print(
+        f"  group {groups[0].group_id[:16]}: {len(groups)} members elected "
+        f"{leaders[0][:16]} after {_ms(time.monotonic() - started)}"
+    )
+    return groups
+
+
+def _totals(groups: list[Group]) -> list[int]:
+    return [g.machine.total if isinstance(g.machine, _DemoCounter) else -1 for g in groups]
+
+
 async def demo(nodes: int, seconds: float) -> None:
     """Starts a local network: nodes find each other, one produces, the rest consume."""
     print(f"starting {nodes} nodes of network {DEMO_NETWORK!r} on 127.0.0.1 (local=True)")
@@ -63,6 +101,7 @@ async def demo(nodes: int, seconds: float) -> None:
         print(f"  every node knows the {nodes - 1} others after {_ms(time.monotonic() - started)}")
         for node in net:
             print(f"  {node.peer_id[:16]}  {node.address[:48]}…")
+        groups = await _form_group(net)
 
         producer = first.streams.producer("demo/readings", codec="bytes", lagging="block")
         readers = [_Reader(n, n.streams.consumer("demo/readings", codec="bytes")) for n in net[1:]]
@@ -107,12 +146,26 @@ async def demo(nodes: int, seconds: float) -> None:
             for reader in readers:
                 reader.window = []
             print(f"  [{elapsed:3d}s] {sum(rates):9,d} datums/s delivered | {per_consumer}")
+            # Each second another member adds 1 to the replicated counter.
+            writer = groups[elapsed % len(groups)]
+            index = await asyncio.wait_for(writer.execute(1), 10)
+            print(
+                f"         counter +1 from {_short(net[elapsed % len(net)])} at log index "
+                f"{index}; leader {(writer.leader or '?')[:16]}"
+            )
         duration = time.monotonic() - traffic_started
         stop.set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         _summary(readers, duration, producer.stats.datums)
+        last_index = max(g.log_position[1] for g in groups)
+        await asyncio.wait_for(asyncio.gather(*(g.when.committed(last_index) for g in groups)), 10)
+        for _ in range(100):  # the machines apply what committed on the event loop
+            if len(set(_totals(groups))) == 1:
+                break
+            await asyncio.sleep(0.01)
+        print(f"\nreplicated counter on every member: {_totals(groups)}")
     finally:
         await asyncio.gather(*(node.close() for node in net))
     print("all nodes closed")
