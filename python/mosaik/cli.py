@@ -72,10 +72,8 @@ async def _form_group(net: list[Network]) -> list[Group]:
     # mosaik waits 3 s before a first election so members can bond; 1 s is
     # plenty on loopback.
     consensus = ConsensusConfig(bootstrap_delay=1.0)
-    groups = [n.groups.join("mosaik-demo-counter", _DemoCounter(), consensus=consensus) for n in net]
-    leaders = await asyncio.wait_for(
-        asyncio.gather(*(g.when.leader_elected() for g in groups)), 30
-    )
+    groups = [n.groups.join("demo-counter", _DemoCounter(), consensus=consensus) for n in net]
+    leaders = await asyncio.wait_for(asyncio.gather(*(g.when.leader_elected() for g in groups)), 30)
     print(
         f"  group {groups[0].group_id[:16]}: {len(groups)} members elected "
         f"{leaders[0][:16]} after {_ms(time.monotonic() - started)}"
