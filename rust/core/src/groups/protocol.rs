@@ -10,8 +10,8 @@ pub struct GroupsProtocol;
 
 impl Protocol for GroupsProtocol {
     const ALPN: &'static [u8] = GROUPS_ALPN;
-    /// Appends are split well below this (`raft::MAX_APPEND_BYTES`); mosaik
-    /// sets no limit.
+    /// Appends are split well below this (`raft::MAX_APPEND_BYTES`), so only
+    /// a single command near this size is refused; mosaik sets no limit.
     const MAX_FRAME: usize = 64 * 1024 * 1024;
 }
 

@@ -21,7 +21,8 @@ use bytes::Bytes;
 use iroh::EndpointId;
 
 use super::{
-    Failure, Index, IndexRange, MAX_ENTRIES_PER_APPEND, Message, Output, QueryOrigin, Raft, Role, Vote,
+    Failure, Index, IndexRange, MAX_APPEND_BYTES, MAX_ENTRIES_PER_APPEND, Message, Output, QueryOrigin, Raft,
+    Role, Vote,
     message::{Cursor, Forward, LogEntry},
 };
 
@@ -160,7 +161,18 @@ impl Raft {
             return;
         }
         while from <= last {
-            let end = (from + MAX_ENTRIES_PER_APPEND as u64 - 1).min(last);
+            let mut end = (from + MAX_ENTRIES_PER_APPEND as u64 - 1).min(last);
+            let candidates = self.log.range(IndexRange::new(from, end), u64::MAX);
+            // Keep each append well inside the frame limit: cut the batch
+            // where its commands pass `MAX_APPEND_BYTES` (one at least).
+            let mut bytes = 0;
+            for (offset, entry) in candidates.iter().enumerate() {
+                bytes += entry.command.len() + 16;
+                if bytes > MAX_APPEND_BYTES && offset > 0 {
+                    end = from + offset as u64 - 1;
+                    break;
+                }
+            }
             let entries: Vec<LogEntry> = self.log.range(IndexRange::new(from, end), u64::MAX).to_vec();
             let prev = Cursor::new(self.log.term_at(from - 1).expect("below last"), from - 1);
             self.send_append(prev, entries);

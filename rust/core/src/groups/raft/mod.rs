@@ -39,6 +39,9 @@ use super::config::{ConsensusConfig, ReplayConfig};
 
 /// The most entries one AppendEntries carries; a bigger batch is split.
 pub const MAX_ENTRIES_PER_APPEND: usize = 2000;
+/// Roughly the most command bytes one AppendEntries carries (a single
+/// larger command goes alone); the bond's frame limit is far above.
+pub const MAX_APPEND_BYTES: usize = 8 * 1024 * 1024;
 
 /// Our rules beyond mosaik's (module doc). All on by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
