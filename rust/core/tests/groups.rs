@@ -161,3 +161,32 @@ async fn a_new_leader_takes_over_when_the_leader_leaves() {
         node.close().await;
     }
 }
+
+/// Two members that start at the same moment dial each other at once. The
+/// real 0.3.13 crate then often closes both connections as duplicates and
+/// waits for the next catalog change, 20-50 s (groups spec §2.6); we tell
+/// the two bonds apart by bond id and dial again after a short backoff.
+#[tokio::test(flavor = "multi_thread")]
+async fn members_that_dial_each_other_at_once_always_bond_promptly() {
+    let nodes = nodes("groups-simultaneous", 2).await;
+    for round in 0..10 {
+        let key = format!("simultaneous-{round}");
+        let started = tokio::time::Instant::now();
+        let (a, b) = (
+            nodes[0].groups().join(noop(&key, fast())).unwrap(),
+            nodes[1].groups().join(noop(&key, fast())).unwrap(),
+        );
+        tokio::time::timeout(Duration::from_secs(3), async {
+            while a.status().bonds.is_empty() || b.status().bonds.is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("round {round}: no bond after {:?}", started.elapsed()));
+        a.close().await;
+        b.close().await;
+    }
+    for node in nodes {
+        node.close().await;
+    }
+}

@@ -129,7 +129,7 @@ impl From<Error> for PyErr {
             Error::Streams(other) => PyValueError::new_err(other.to_string()),
             Error::Address(argument, e) => value_error(argument, e),
             Error::Group(group) => match group {
-                GroupError::Offline => Offline::new_err(group.to_string()),
+                GroupError::Offline | GroupError::Lost => Offline::new_err(group.to_string()),
                 GroupError::OutcomeUnknown => OutcomeUnknown::new_err(group.to_string()),
                 GroupError::Closed => Closed::new_err(group.to_string()),
                 GroupError::AlreadyJoined(_) => value_error("key", group),

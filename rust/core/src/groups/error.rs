@@ -11,6 +11,10 @@ pub enum GroupError {
     /// may or may not be committed later. Never retried silently.
     #[error("the outcome is unknown: the command may still be committed")]
     OutcomeUnknown,
+    /// The leader that took the command was deposed before it committed,
+    /// and another command holds its index: it was never applied.
+    #[error("the command was lost: its leader was deposed before committing it")]
+    Lost,
     #[error("the group is closed")]
     Closed,
     #[error("this node already runs group {0}; use its existing handle")]

@@ -18,6 +18,7 @@ use iroh::EndpointId;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use self::worker::Assignment;
 use self::worker::Input;
 use super::{
     bond::handshake::{Credentials, Formed},
@@ -191,6 +192,10 @@ impl Group {
 
     /// Resolves once the leader has given `commands` their indices.
     pub async fn feed(&self, commands: Vec<Bytes>) -> Result<IndexRange, GroupError> {
+        Ok(self.propose(commands).await?.range)
+    }
+
+    async fn propose(&self, commands: Vec<Bytes>) -> Result<Assignment, GroupError> {
         if commands.is_empty() {
             return Err(GroupError::NoCommands);
         }
@@ -198,10 +203,16 @@ impl Group {
     }
 
     /// Resolves once `commands` are committed and applied on this member.
+    /// If their indices were committed with another leader's entries (the
+    /// leader that took them was deposed first), they were never applied:
+    /// `Lost`, never a success reported for someone else's command.
     pub async fn execute(&self, commands: Vec<Bytes>) -> Result<IndexRange, GroupError> {
-        let range = self.feed(commands).await?;
+        let assignment = self.propose(commands).await?;
+        let range = assignment.range;
         self.wait_applied(range.end).await?;
-        Ok(range)
+        let raft = self.shared.raft.lock().expect("raft");
+        let ours = (range.start..=range.end).all(|i| raft.log().term_at(i) == Some(assignment.term));
+        if ours { Ok(range) } else { Err(GroupError::Lost) }
     }
 
     /// Until this member has applied `index`. Gives up (unknown outcome)

@@ -35,7 +35,7 @@ use crate::{
         },
         error::GroupError,
         id::GroupId,
-        raft::{Failure, Forward, Index, IndexRange, Message, Output, QueryOrigin, Raft, RequestId},
+        raft::{Failure, Forward, Index, IndexRange, Message, Output, QueryOrigin, Raft, RequestId, Term},
         service::{Groups, JoinOptions},
     },
     network::{CLOSE_GRACE, CloseReason},
@@ -50,7 +50,15 @@ pub enum Input {
 }
 
 /// Where the outcome of a proposal goes.
-pub type ProposalReply = oneshot::Sender<Result<IndexRange, GroupError>>;
+pub type ProposalReply = oneshot::Sender<Result<Assignment, GroupError>>;
+
+/// Where a leader put proposed commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    pub range: IndexRange,
+    /// The leader's term: the entries hold it unless that leader lost them.
+    pub term: Term,
+}
 /// Where a strong query's answer goes: the result and the index it reflects.
 pub type QueryReply = oneshot::Sender<Result<(Bytes, Index), GroupError>>;
 
@@ -279,9 +287,9 @@ impl Worker {
                     bond.send(BondMessage::Raft(message.clone()));
                 }
             }
-            Output::Assigned { request, range } => {
+            Output::Assigned { request, range, term } => {
                 if let Some(reply) = self.proposals.remove(&request) {
-                    let _ = reply.send(Ok(range));
+                    let _ = reply.send(Ok(Assignment { range, term }));
                 }
             }
             Output::Failed { request, failure } => {

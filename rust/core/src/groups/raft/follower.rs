@@ -147,9 +147,12 @@ impl Raft {
             } => self.append_entries(now, from, leader, prev_log_position, entries, leader_commit),
             Message::Forward(Forward::CommandAck { request_id, assigned }) => {
                 if let Some(pending) = self.follower().forwarded.remove(&request_id) {
+                    // Acks only come from the leader of our term (a new
+                    // term fails every pending forward).
                     self.outbox.push(Output::Assigned {
                         request: pending.request,
                         range: assigned,
+                        term: self.term,
                     });
                 }
             }

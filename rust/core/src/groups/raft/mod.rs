@@ -49,6 +49,7 @@ pub struct SafetyRules {
     pub current_term_commit: bool,
     pub record_abstentions: bool,
     pub answer_every_append: bool,
+    pub confirm_reads: bool,
 }
 
 impl Default for SafetyRules {
@@ -57,6 +58,7 @@ impl Default for SafetyRules {
             current_term_commit: true,
             record_abstentions: true,
             answer_every_append: true,
+            confirm_reads: true,
         }
     }
 }
@@ -67,6 +69,7 @@ impl SafetyRules {
         current_term_commit: false,
         record_abstentions: false,
         answer_every_append: false,
+        confirm_reads: false,
     };
 }
 
@@ -96,10 +99,13 @@ pub enum Output {
     Send(EndpointId, Message),
     /// To every bonded peer.
     Broadcast(Message),
-    /// The commands of `request` have these indices in the leader's log.
+    /// The commands of `request` have these indices in the log of the
+    /// leader of `term`. If those indices later hold entries of another
+    /// term, the commands were lost with that leader.
     Assigned {
         request: RequestId,
         range: IndexRange,
+        term: Term,
     },
     Failed {
         request: RequestId,
@@ -323,7 +329,11 @@ impl Raft {
         match &self.role {
             Role::Leader(_) => {
                 let range = self.leader_append(now, commands);
-                self.outbox.push(Output::Assigned { request, range });
+                self.outbox.push(Output::Assigned {
+                    request,
+                    range,
+                    term: self.term,
+                });
             }
             Role::Follower(_) => self.follower_forward(now, request, commands),
             Role::Candidate(_) => self.outbox.push(Output::Failed {
@@ -495,5 +505,7 @@ mod replay_message {
     pub use crate::groups::replay::ReplayMessage;
 }
 
+#[cfg(test)]
+mod hazard_tests;
 #[cfg(test)]
 mod tests;
