@@ -307,6 +307,7 @@ class Consumer:
 
 @final
 class Groups:
+    def rejections(self) -> dict[str, int]: ...
     def join(self, key: str, options: _GroupOptions) -> Group: ...
 
 @final

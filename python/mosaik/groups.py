@@ -395,6 +395,12 @@ class Groups:
     def __init__(self, native: NativeGroups) -> None:
         self._native = native
 
+    @property
+    def rejections(self) -> dict[str, int]:
+        """Bonds this node refused or ended, by reason (hostile or broken
+        peers: ``invalid_proof``, ``undecodable``, ``vote_storm``...)."""
+        return self._native.rejections()
+
     def join(
         self,
         key: str,

@@ -118,6 +118,11 @@ impl PyGroups {
 
 #[pymethods]
 impl PyGroups {
+    /// Bonds refused or ended by this node, by reason.
+    fn rejections(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.node.groups().rejections().counts()
+    }
+
     /// Starts a member of the group of `key` (mosaik's `from_secret` rule).
     fn join(&self, key: &str, options: GroupOptions) -> PyResult<PyGroup> {
         check_open(&self.node)?;

@@ -19,6 +19,7 @@ pub mod key;
 pub mod machine;
 pub mod protocol;
 pub mod raft;
+pub mod rejection;
 pub mod replay;
 pub mod service;
 

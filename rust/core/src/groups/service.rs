@@ -18,6 +18,7 @@ use super::{
     key::GroupKey,
     machine::MachineSpec,
     raft::SafetyRules,
+    rejection::Rejections,
 };
 use crate::discovery::Discovery;
 
@@ -59,6 +60,7 @@ struct Inner {
     discovery: Discovery,
     endpoint: Endpoint,
     active: Mutex<HashMap<GroupId, Arc<Shared>>>,
+    rejections: Rejections,
 }
 
 impl Groups {
@@ -68,12 +70,18 @@ impl Groups {
                 discovery,
                 endpoint,
                 active: Mutex::new(HashMap::new()),
+                rejections: Rejections::default(),
             }),
         }
     }
 
     pub fn discovery(&self) -> &Discovery {
         &self.inner.discovery
+    }
+
+    /// Bonds refused or ended by us, by reason.
+    pub fn rejections(&self) -> &Rejections {
+        &self.inner.rejections
     }
 
     pub fn handshake_timeout(&self) -> Duration {

@@ -23,6 +23,7 @@ use crate::{
     groups::{
         key::{BOND_ID_LABEL, GroupKey, proof_material, shared_random},
         protocol::GroupsProtocol,
+        rejection::Rejection,
         service::Groups,
     },
     network::{CLOSE_GRACE, CloseReason, Link, LinkError},
@@ -130,46 +131,42 @@ impl BondAcceptor {
         Self { groups }
     }
 
-    async fn accept_bond(&self, connection: Connection) -> Result<(), String> {
+    async fn accept_bond(&self, connection: Connection) -> Result<(), Refused> {
         let remote = connection.remote_id();
         let mut link = Link::<GroupsProtocol>::accept(connection)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(Refused::link)?;
         let discovery = self.groups.discovery();
         let Some(entry) = discovery.get(&remote) else {
-            link.close(CloseReason::UnknownPeer, CLOSE_GRACE).await;
-            return Err("unknown peer (401)".into());
+            return Err(Refused::close(link, Rejection::UnknownPeer, "not in our catalog").await);
         };
         link.limit_frames(HANDSHAKE_FRAME_LIMIT);
         let timeout = self.groups.handshake_timeout();
         let start = match tokio::time::timeout(timeout, link.recv::<HandshakeStart>()).await {
-            Err(_) => {
-                link.close(CloseReason::Timeout, CLOSE_GRACE).await;
-                return Err("no handshake in time (30408)".into());
+            Err(_) => return Err(Refused::close(link, Rejection::HandshakeTimeout, "no handshake").await),
+            // `recv` closed the link with 400 already.
+            Ok(Err(e @ (LinkError::Decode(_) | LinkError::FrameTooLarge(_)))) => {
+                return Err(Refused::new(Rejection::Undecodable, e));
             }
-            // `recv` closed the link (400) if the frame did not decode.
-            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Err(e)) => return Err(Refused::link(e)),
             Ok(Ok(start)) => start,
         };
         if start.network_id != discovery.network() {
-            link.close(CloseReason::DifferentNetwork, CLOSE_GRACE).await;
-            return Err("another network (101)".into());
+            return Err(Refused::close(link, Rejection::DifferentNetwork, "another network").await);
         }
         let Some(group) = self.groups.group(&start.group_id) else {
-            link.close(CloseReason::GroupNotFound, CLOSE_GRACE).await;
-            return Err("no such group here (30404)".into());
+            return Err(Refused::close(link, Rejection::GroupNotFound, start.group_id).await);
         };
         let credentials = group.credentials();
         let material = credentials.material(link.connection());
         if start.proof != credentials.key.proof(&material, &remote) {
-            link.close(CloseReason::InvalidProof, CLOSE_GRACE).await;
-            return Err("wrong key proof (30405)".into());
+            return Err(Refused::close(link, Rejection::InvalidProof, "wrong key proof").await);
         }
         let end = HandshakeEnd {
             proof: credentials.key.proof(&material, &credentials.me),
             bonds: group.bonded_entries(),
         };
-        link.send(&end).await.map_err(|e| e.to_string())?;
+        link.send(&end).await.map_err(Refused::link)?;
         link.limit_frames(usize::MAX);
         let id = shared_random(link.connection(), BOND_ID_LABEL);
         group.accepted(
@@ -184,11 +181,43 @@ impl BondAcceptor {
     }
 }
 
+/// Why an incoming bond did not form.
+struct Refused {
+    /// Counted when it is one of ours; a lost link is not.
+    reason: Option<Rejection>,
+    detail: String,
+}
+
+impl Refused {
+    fn new(reason: Rejection, detail: impl std::fmt::Display) -> Self {
+        Self {
+            reason: Some(reason),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn link(error: LinkError) -> Self {
+        Self {
+            reason: None,
+            detail: error.to_string(),
+        }
+    }
+
+    /// Closes `link` with the reason's code.
+    async fn close(link: Link<GroupsProtocol>, reason: Rejection, detail: impl std::fmt::Display) -> Self {
+        link.close(reason.close_reason(), CLOSE_GRACE).await;
+        Self::new(reason, detail)
+    }
+}
+
 impl ProtocolHandler for BondAcceptor {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let remote = connection.remote_id();
-        if let Err(reason) = self.accept_bond(connection).await {
-            debug!(peer = %remote.fmt_short(), reason, "bond refused");
+        if let Err(refused) = self.accept_bond(connection).await {
+            match refused.reason {
+                Some(reason) => self.groups.rejections().record(reason, &remote, &refused.detail),
+                None => debug!(peer = %remote.fmt_short(), detail = refused.detail, "bond not formed"),
+            }
         }
         Ok(())
     }

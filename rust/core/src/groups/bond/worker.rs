@@ -2,10 +2,10 @@
 //! frames, reads the peer's, answers pings, keeps the heartbeat, and tells
 //! the group what arrived and when the bond ends (groups spec §2.7–2.9).
 
-use std::time::Duration;
+use std::{collections::VecDeque, time::Duration};
 
 use iroh::EndpointId;
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -16,7 +16,12 @@ use super::{
 };
 use crate::{
     discovery::{Discovery, SignedPeerEntry, catalog::Source},
-    groups::{config::ConsensusConfig, protocol::GroupsProtocol},
+    groups::{
+        config::ConsensusConfig,
+        protocol::GroupsProtocol,
+        raft::Message,
+        rejection::{Rejection, Rejections},
+    },
     network::{CLOSE_GRACE, CloseReason, Link, LinkError},
     primitives::{Digest, encoding},
 };
@@ -29,6 +34,7 @@ pub fn spawn(
     config: &ConsensusConfig,
     discovery: Discovery,
     events: mpsc::Sender<BondEvent>,
+    rejections: Rejections,
     parent: &CancellationToken,
 ) -> Bond {
     let (outbox, queue) = mpsc::channel(BOND_QUEUE);
@@ -54,6 +60,8 @@ pub fn spawn(
         discovery: discovery.clone(),
         heartbeat,
         cancel,
+        rejections,
+        votes: VecDeque::new(),
     };
     discovery.spawn(worker.run());
     bond
@@ -68,7 +76,15 @@ struct Worker {
     discovery: Discovery,
     heartbeat: Heartbeat,
     cancel: CancellationToken,
+    rejections: Rejections,
+    /// When the peer's recent vote requests arrived (the storm guard).
+    votes: VecDeque<Instant>,
 }
+
+/// More vote requests than this from one peer within `VOTE_WINDOW` is a
+/// storm: no timers a member could run stand that often.
+const VOTE_STORM: usize = 50;
+const VOTE_WINDOW: Duration = Duration::from_secs(1);
 
 /// How a bond ended.
 enum End {
@@ -78,7 +94,7 @@ enum End {
     },
     Timeout,
     Link(LinkError),
-    Violation(String),
+    Violation(Rejection, String),
 }
 
 impl Worker {
@@ -104,9 +120,10 @@ impl Worker {
                                     break end;
                                 }
                             }
-                            Err(e) => break End::Violation(format!("undecodable bond frame: {e}")),
+                            Err(e) => break End::Violation(Rejection::Undecodable, format!("bond frame: {e}")),
                         }
                     }
+                    Err(e @ LinkError::FrameTooLarge(_)) => break End::Violation(Rejection::Undecodable, e.to_string()),
                     Err(e) => break End::Link(e),
                 },
                 _ = tokio::time::sleep_until(self.heartbeat.next_tick()) => match self.heartbeat.tick() {
@@ -135,8 +152,9 @@ impl Worker {
                 self.link.close(CloseReason::Timeout, CLOSE_GRACE).await;
                 "heartbeat timeout (30408)".to_owned()
             }
-            End::Violation(detail) => {
-                self.link.close(CloseReason::ProtocolViolation, CLOSE_GRACE).await;
+            End::Violation(reason, detail) => {
+                self.rejections.record(reason, &self.peer, &detail);
+                self.link.close(reason.close_reason(), CLOSE_GRACE).await;
                 detail
             }
             End::Link(e) => e.to_string(),
@@ -163,6 +181,20 @@ impl Worker {
         self.link.flush().await
     }
 
+    /// Notes a vote request; true once they come faster than any timers allow.
+    fn vote_storm(&mut self) -> bool {
+        let now = Instant::now();
+        while self
+            .votes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > VOTE_WINDOW)
+        {
+            self.votes.pop_front();
+        }
+        self.votes.push_back(now);
+        self.votes.len() > VOTE_STORM
+    }
+
     async fn handle(&mut self, message: BondMessage) -> Option<End> {
         match message {
             BondMessage::Ping => {
@@ -184,6 +216,12 @@ impl Worker {
                 let _ = self.events.send(BondEvent::Formed(Box::new(entry))).await;
             }
             BondMessage::Raft(message) => {
+                if matches!(message, Message::RequestVote { .. }) && self.vote_storm() {
+                    return Some(End::Violation(
+                        Rejection::VoteStorm,
+                        "vote requests far too often".into(),
+                    ));
+                }
                 if self
                     .events
                     .send(BondEvent::Raft {

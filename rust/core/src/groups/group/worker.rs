@@ -448,6 +448,7 @@ impl Worker {
             &self.options.consensus,
             self.discovery.clone(),
             self.bond_events_tx.clone(),
+            self.groups.rejections().clone(),
             &self.shared.cancel,
         );
         self.bonds.insert(peer, bond);
