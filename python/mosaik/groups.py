@@ -184,6 +184,13 @@ class _Machine:
             work.answer(None)
 
 
+def _unprefixed(error: Exception) -> str:
+    """A codec's message without the argument name it gave (``value: ...``)."""
+    message = str(error)
+    head, sep, rest = message.partition(": ")
+    return rest if sep and head in ("value", "datum") else message
+
+
 class _GroupWhen:
     """Awaitable conditions on a member's view of its group."""
 
@@ -192,6 +199,8 @@ class _GroupWhen:
 
     async def _until(self, predicate: Callable[[GroupStatus], bool]) -> GroupStatus:
         native = self._group._native
+        if native.is_closed:
+            raise Closed("the group is closed")
         status = native.status()
         while not predicate(status):
             status = await native.status_changed(status)
@@ -299,7 +308,10 @@ class Group(Closing):
             raise TypeError(
                 f"commands: expected an iterable of commands, got {type(commands).__name__}"
             )
-        encoded = [self._machine.encode_command(c) for c in commands]
+        try:
+            encoded = [self._machine.encode_command(c) for c in commands]
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"command: {_unprefixed(e)}") from None
         if not encoded:
             raise ValueError("commands: expected at least one command")
         return encoded
@@ -342,7 +354,10 @@ class Group(Closing):
                 raise Closed("the group is closed")
             machine = self._machine.machine
             return None if machine is None else machine.query(query)
-        encoded = self._machine.queries.encode(query)
+        try:
+            encoded = self._machine.queries.encode(query)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"query: {_unprefixed(e)}") from None
         try:
             result, _ = await self._native.query(encoded)
         except Offline as error:

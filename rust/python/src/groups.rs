@@ -296,12 +296,18 @@ impl PyGroup {
     ) -> PyResult<Bound<'py, PyAny>> {
         let seen = seen.clone();
         let mut status = self.group.watch_status();
+        let group = self.group.clone();
         runtime::into_py_future(py, async move {
-            match status.wait_for(|s| *s != seen.status).await {
-                Ok(status) => Ok(GroupStatus {
-                    status: status.clone(),
-                }),
-                Err(_) => Err(Closed::new_err("the group is closed")),
+            let closed = || Closed::new_err("the group is closed");
+            if group.is_closed() {
+                return Err(closed());
+            }
+            tokio::select! {
+                changed = status.wait_for(|s| *s != seen.status) => match changed {
+                    Ok(status) => Ok(GroupStatus { status: status.clone() }),
+                    Err(_) => Err(closed()),
+                },
+                _ = group.closed() => Err(closed()),
             }
         })
     }

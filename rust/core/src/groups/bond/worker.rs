@@ -26,19 +26,22 @@ use crate::{
     primitives::{Digest, encoding},
 };
 
+/// What every bond of a group shares.
+#[derive(Clone)]
+pub struct BondContext {
+    pub config: ConsensusConfig,
+    pub discovery: Discovery,
+    /// Where bonds report to their group.
+    pub events: mpsc::Sender<BondEvent>,
+    pub rejections: Rejections,
+    /// Cancelled when the group closes.
+    pub cancel: CancellationToken,
+}
+
 /// Starts the worker of a formed bond and returns the group's handle.
-pub fn spawn(
-    link: Link<GroupsProtocol>,
-    id: Digest,
-    entry: SignedPeerEntry,
-    config: &ConsensusConfig,
-    discovery: Discovery,
-    events: mpsc::Sender<BondEvent>,
-    rejections: Rejections,
-    parent: &CancellationToken,
-) -> Bond {
+pub fn spawn(link: Link<GroupsProtocol>, id: Digest, entry: SignedPeerEntry, context: &BondContext) -> Bond {
     let (outbox, queue) = mpsc::channel(BOND_QUEUE);
-    let cancel = parent.child_token();
+    let cancel = context.cancel.child_token();
     let bond = Bond {
         peer: link.remote_id(),
         id,
@@ -46,6 +49,7 @@ pub fn spawn(
         outbox,
         cancel: cancel.clone(),
     };
+    let config = &context.config;
     let heartbeat = Heartbeat::new(
         config.heartbeat_interval,
         config.heartbeat_jitter,
@@ -56,14 +60,14 @@ pub fn spawn(
         peer: bond.peer,
         id,
         queue,
-        events,
-        discovery: discovery.clone(),
+        events: context.events.clone(),
+        discovery: context.discovery.clone(),
         heartbeat,
         cancel,
-        rejections,
+        rejections: context.rejections.clone(),
         votes: VecDeque::new(),
     };
-    discovery.spawn(worker.run());
+    context.discovery.spawn(worker.run());
     bond
 }
 

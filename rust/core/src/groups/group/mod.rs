@@ -199,7 +199,37 @@ impl Group {
         if commands.is_empty() {
             return Err(GroupError::NoCommands);
         }
-        self.ask(|reply| Input::Propose(commands, reply)).await
+        self.while_offline(|| self.ask(|reply| Input::Propose(commands.clone(), reply)))
+            .await
+    }
+
+    /// Runs `attempt` until it is not refused as `Offline` (nothing was
+    /// appended, so trying again is safe), waiting for a leader in between,
+    /// for at most the forward timeout: a member that has not seen its first
+    /// election yet does not fail at once.
+    async fn while_offline<T, F: Future<Output = Result<T, GroupError>>>(
+        &self,
+        mut attempt: impl FnMut() -> F,
+    ) -> Result<T, GroupError> {
+        let deadline = tokio::time::Instant::now() + self.shared.forward_timeout;
+        let mut status = self.shared.status.subscribe();
+        loop {
+            match attempt().await {
+                Err(GroupError::Offline) if tokio::time::Instant::now() < deadline => {}
+                outcome => return outcome,
+            }
+            // Wait for the member's view to change (a leader elected, a
+            // bond formed), then try again.
+            status.borrow_and_update();
+            tokio::select! {
+                waited = tokio::time::timeout_at(deadline, status.changed()) => match waited {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Err(GroupError::Closed),
+                    Err(_) => return Err(GroupError::Offline),
+                },
+                _ = self.shared.cancel.cancelled() => return Err(GroupError::Closed),
+            }
+        }
     }
 
     /// Resolves once `commands` are committed and applied on this member.
@@ -234,7 +264,13 @@ impl Group {
     /// A linearizable query, answered by the leader's machine: the result
     /// and the index it reflects.
     pub async fn query_strong(&self, query: Bytes) -> Result<(Bytes, Index), GroupError> {
-        self.ask(|reply| Input::Query(query, reply)).await
+        self.while_offline(|| self.ask(|reply| Input::Query(query.clone(), reply)))
+            .await
+    }
+
+    /// Resolves once the membership is closed.
+    pub async fn closed(&self) {
+        self.shared.cancel.cancelled().await;
     }
 
     /// The next work for a machine applied outside the core, given the

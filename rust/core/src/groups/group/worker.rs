@@ -119,16 +119,22 @@ pub(crate) fn start(
     });
     let (bond_events_tx, bond_events) = mpsc::channel(INBOX);
     let (done_tx, done) = mpsc::channel(INBOX);
+    let bond_context = bond_worker::BondContext {
+        config: options.consensus.clone(),
+        discovery: discovery.clone(),
+        events: bond_events_tx,
+        rejections: groups.rejections().clone(),
+        cancel: shared.cancel.clone(),
+    };
     let worker = Worker {
         groups,
         shared: shared.clone(),
         discovery: discovery.clone(),
         endpoint: endpoint.clone(),
-        options,
         started: Instant::now(),
         inputs,
         bond_events,
-        bond_events_tx,
+        bond_context,
         done,
         done_tx,
         query_tx,
@@ -149,11 +155,10 @@ struct Worker {
     shared: Arc<Shared>,
     discovery: Discovery,
     endpoint: Endpoint,
-    options: JoinOptions,
     started: Instant,
     inputs: mpsc::Receiver<Input>,
     bond_events: mpsc::Receiver<BondEvent>,
-    bond_events_tx: mpsc::Sender<BondEvent>,
+    bond_context: bond_worker::BondContext,
     done: mpsc::Receiver<Done>,
     done_tx: mpsc::Sender<Done>,
     query_tx: mpsc::Sender<QueryTask>,
@@ -237,6 +242,13 @@ impl Worker {
                 .update_local(|entry| entry.groups.remove(&id))
                 .await;
         }
+        // A closed member leads nothing and is in sync with no one.
+        self.shared.status.send_modify(|status| {
+            status.leader = None;
+            status.online = false;
+            status.role = crate::groups::raft::RoleKind::Follower;
+            status.bonds.clear();
+        });
         self.shared.finished.send_replace(true);
         debug!(group = %id.to_hex(), "group closed");
     }
@@ -441,16 +453,7 @@ impl Worker {
         for bond in self.bonds.values() {
             bond.send(BondMessage::BondFormed(entry.clone()));
         }
-        let bond = bond_worker::spawn(
-            formed.link,
-            formed.id,
-            entry.clone(),
-            &self.options.consensus,
-            self.discovery.clone(),
-            self.bond_events_tx.clone(),
-            self.groups.rejections().clone(),
-            &self.shared.cancel,
-        );
+        let bond = bond_worker::spawn(formed.link, formed.id, entry.clone(), &self.bond_context);
         self.bonds.insert(peer, bond);
         self.shared.bonded.lock().expect("bonded").insert(peer, entry);
         let now = self.now();
