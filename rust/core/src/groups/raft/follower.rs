@@ -243,12 +243,18 @@ impl Raft {
             } else {
                 self.log.last_index()
             };
+            // mosaik 0.3.14's readers abstain, so they are not counted.
+            let vote = if self.config.observer && self.config.readers_abstain {
+                Vote::Abstained
+            } else {
+                Vote::Granted
+            };
             self.outbox.push(Output::Send(
                 from,
                 Message::AppendEntriesResponse {
                     term: self.term,
                     last_log_index: acked,
-                    vote: Vote::Granted,
+                    vote,
                 },
             ));
         }

@@ -222,3 +222,65 @@ fn a_forwarded_command_is_appended_before_it_is_acknowledged() {
         Some((term, Bytes::from_static(b"b")))
     );
 }
+
+/// mosaik 0.3.14's rule, offered as an option: an observer that abstains
+/// answers votes and appends with `Abstained`, so it backs no quorum; by
+/// default (0.3.13) it grants like any member.
+#[test]
+fn readers_abstain_only_when_asked_to() {
+    for (readers_abstain, expected) in [(false, Vote::Granted), (true, Vote::Abstained)] {
+        let mut reader = Raft::new(
+            peer(0),
+            ConsensusConfig {
+                observer: true,
+                readers_abstain,
+                ..config(None)
+            },
+            ReplayConfig::default(),
+            SafetyRules::default(),
+            0,
+            Duration::ZERO,
+        );
+        reader.bond_up(MS, peer(1));
+        reader.receive(
+            MS,
+            peer(1),
+            Message::RequestVote {
+                term: 1,
+                candidate: peer(1),
+                log_position: Cursor::default(),
+            },
+        );
+        reader.receive(
+            2 * MS,
+            peer(1),
+            Message::AppendEntries {
+                term: 1,
+                leader: peer(1),
+                prev_log_position: Cursor::default(),
+                entries: vec![LogEntry {
+                    term: 1,
+                    command: Bytes::new(),
+                }],
+                leader_commit: 0,
+            },
+        );
+        let votes: Vec<Vote> = reader
+            .drain()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Send(_, Message::RequestVoteResponse { vote, .. })
+                | Output::Send(_, Message::AppendEntriesResponse { vote, .. }) => Some(vote),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            votes,
+            vec![expected, expected],
+            "readers_abstain {readers_abstain}"
+        );
+        // An observer never stands.
+        reader.tick(Duration::from_secs(60));
+        assert_ne!(reader.role(), RoleKind::Candidate);
+    }
+}
