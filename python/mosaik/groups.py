@@ -323,9 +323,7 @@ class Group(Closing):
 
     async def execute_many(self, commands: Iterable[Any]) -> range:
         """The indices, once all are committed and applied on this member."""
-        commands = list(commands) if not isinstance(commands, (str, bytes)) else commands
-        start, end = await self._run(self._native.execute, commands, commands)
-        return range(start, end + 1)
+        return await self._run_many(self._native.execute, commands)
 
     async def feed(self, command: Any = None) -> int:
         """Its log index, once the leader has assigned it."""
@@ -333,8 +331,12 @@ class Group(Closing):
         return start
 
     async def feed_many(self, commands: Iterable[Any]) -> range:
-        commands = list(commands) if not isinstance(commands, (str, bytes)) else commands
-        start, end = await self._run(self._native.feed, commands, commands)
+        """The indices, once the leader has assigned them."""
+        return await self._run_many(self._native.feed, commands)
+
+    async def _run_many(self, call: Any, commands: Iterable[Any]) -> range:
+        listed = commands if isinstance(commands, (str, bytes)) else list(commands)
+        start, end = await self._run(call, listed, listed)
         return range(start, end + 1)
 
     async def _run(self, call: Any, commands: Iterable[Any], original: Any) -> tuple[int, int]:

@@ -11,7 +11,7 @@ use mosaik_core::{
     groups::{
         ConsensusConfig, Group, GroupKey, JoinOptions, MachineSpec, ReplayConfig, SafetyRules,
         bond::{
-            handshake::{Credentials, dial},
+            handshake::{Credentials, Formed, dial},
             protocol::{BondMessage, HandshakeStart},
         },
         protocol::GroupsProtocol,
@@ -50,13 +50,7 @@ async fn victim_and_attacker() -> (Node, Group, Node) {
         .await
         .unwrap();
     let group = victim.groups().join(options(KEY)).unwrap();
-    tokio::time::timeout(WAIT, async {
-        while !group.status().online {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the lone member leads");
+    until_online(&group).await;
     let mut config = NodeConfig::local(Digest::from_name(NETWORK));
     config.bootstrap = vec![victim.addr()];
     let attacker = Node::spawn(config).await.unwrap();
@@ -66,14 +60,36 @@ async fn victim_and_attacker() -> (Node, Group, Node) {
     (victim, group, attacker)
 }
 
-fn credentials(attacker: &Node, group: &Group, key: &str) -> Credentials {
-    Credentials {
+/// A valid bond from `attacker` to `victim`, made with the group's key.
+async fn bond_as_member(victim: &Node, group: &Group, attacker: &Node) -> Formed {
+    let credentials = Credentials {
         me: attacker.peer_id(),
         network: attacker.network_id(),
         group: group.id(),
-        key: GroupKey::from_secret(key),
+        key: GroupKey::from_secret(KEY),
         handshake_timeout: HANDSHAKE_TIMEOUT,
-    }
+    };
+    let peer = victim.discovery().local().current();
+    dial(
+        attacker.endpoint(),
+        attacker.discovery(),
+        &credentials,
+        &peer,
+        vec![],
+    )
+    .await
+    .unwrap()
+}
+
+/// Until `group` is led and in sync.
+async fn until_online(group: &Group) {
+    tokio::time::timeout(WAIT, async {
+        while !group.status().online {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the member leads (again)");
 }
 
 /// Sends `start` on a fresh link and returns the code the victim closed with.
@@ -188,18 +204,8 @@ async fn broken_handshakes_are_refused_with_mosaiks_codes_and_counted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_sending_garbage_or_a_vote_storm_loses_its_bond() {
     let (victim, group, attacker) = victim_and_attacker().await;
-    let credentials = credentials(&attacker, &group, KEY);
-    let peer = victim.discovery().local().current();
     // Garbage after a valid handshake: 400, and the bond is gone.
-    let mut formed = dial(
-        attacker.endpoint(),
-        attacker.discovery(),
-        &credentials,
-        &peer,
-        vec![],
-    )
-    .await
-    .unwrap();
+    let mut formed = bond_as_member(&victim, &group, &attacker).await;
     formed
         .link
         .send_raw(Bytes::from_static(&[0x09, 0xff, 0xff]))
@@ -207,15 +213,7 @@ async fn a_member_sending_garbage_or_a_vote_storm_loses_its_bond() {
         .unwrap();
     assert_eq!(closed_code(&mut formed.link).await, 400);
     // Vote requests by the hundred: 400.
-    let mut formed = dial(
-        attacker.endpoint(),
-        attacker.discovery(),
-        &credentials,
-        &peer,
-        vec![],
-    )
-    .await
-    .unwrap();
+    let mut formed = bond_as_member(&victim, &group, &attacker).await;
     let mut storm = Ok(());
     for term in 1..=200u64 {
         let vote = BondMessage::Raft(Message::RequestVote {
@@ -237,13 +235,7 @@ async fn a_member_sending_garbage_or_a_vote_storm_loses_its_bond() {
     assert!(counts.get("undecodable").copied().unwrap_or(0) >= 1, "{counts:?}");
     assert!(counts.get("vote_storm").copied().unwrap_or(0) >= 1, "{counts:?}");
     // The storm's terms deposed the lone leader at most briefly.
-    tokio::time::timeout(WAIT, async {
-        while !group.status().online {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the victim leads again");
+    until_online(&group).await;
     still_serves(&group).await;
     victim.close().await;
     attacker.close().await;
@@ -252,17 +244,7 @@ async fn a_member_sending_garbage_or_a_vote_storm_loses_its_bond() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forward_flood_is_absorbed_and_the_leader_keeps_serving() {
     let (victim, group, attacker) = victim_and_attacker().await;
-    let credentials = credentials(&attacker, &group, KEY);
-    let peer = victim.discovery().local().current();
-    let mut formed = dial(
-        attacker.endpoint(),
-        attacker.discovery(),
-        &credentials,
-        &peer,
-        vec![],
-    )
-    .await
-    .unwrap();
+    let mut formed = bond_as_member(&victim, &group, &attacker).await;
     let flood = BondMessage::Raft(Message::Forward(Forward::Command {
         commands: vec![Bytes::new(); 100],
         request_id: None,

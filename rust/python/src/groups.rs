@@ -280,6 +280,28 @@ fn commands_of(commands: Vec<Vec<u8>>) -> Vec<Bytes> {
     commands.into_iter().map(Bytes::from).collect()
 }
 
+impl PyGroup {
+    /// `feed` or, with `applied`, `execute`, as (first, last) index.
+    fn propose<'py>(
+        &self,
+        py: Python<'py>,
+        commands: Vec<Vec<u8>>,
+        applied: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let group = self.group.clone();
+        let commands = commands_of(commands);
+        runtime::into_py_future(py, async move {
+            let range = if applied {
+                group.execute(commands).await
+            } else {
+                group.feed(commands).await
+            };
+            let range = range.map_err(py_err)?;
+            Ok((range.start, range.end))
+        })
+    }
+}
+
 #[pymethods]
 impl PyGroup {
     fn status(&self) -> GroupStatus {
@@ -324,22 +346,12 @@ impl PyGroup {
 
     /// Resolves to (first, last) index once the leader has taken them.
     fn feed<'py>(&self, py: Python<'py>, commands: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyAny>> {
-        let group = self.group.clone();
-        let commands = commands_of(commands);
-        runtime::into_py_future(py, async move {
-            let range = group.feed(commands).await.map_err(py_err)?;
-            Ok((range.start, range.end))
-        })
+        self.propose(py, commands, false)
     }
 
     /// Resolves to (first, last) index once committed and applied here.
     fn execute<'py>(&self, py: Python<'py>, commands: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyAny>> {
-        let group = self.group.clone();
-        let commands = commands_of(commands);
-        runtime::into_py_future(py, async move {
-            let range = group.execute(commands).await.map_err(py_err)?;
-            Ok((range.start, range.end))
-        })
+        self.propose(py, commands, true)
     }
 
     /// A linearizable query: resolves to (result bytes, index it reflects).

@@ -283,33 +283,30 @@ impl Raft {
     }
 
     pub(super) fn follower_forward(&mut self, now: Duration, request: RequestId, commands: Vec<Bytes>) {
-        let Some(leader) = self.leader.filter(|l| self.bonds.contains(l)) else {
-            self.outbox.push(Output::Failed {
-                request,
-                failure: Failure::Offline,
-            });
-            return;
-        };
-        let request_id = self.new_request_id();
-        let deadline = now + self.config.forward_timeout;
-        self.follower().forwarded.insert(
-            request_id,
-            Pending {
-                request,
-                deadline,
-                is_command: true,
-            },
-        );
-        self.outbox.push(Output::Send(
-            leader,
-            Message::Forward(Forward::Command {
-                commands,
-                request_id: Some(request_id),
-            }),
-        ));
+        let timeout = self.config.forward_timeout;
+        self.forward_to_leader(now + timeout, request, true, |request_id| Forward::Command {
+            commands,
+            request_id: Some(request_id),
+        });
     }
 
     pub(super) fn follower_query(&mut self, now: Duration, request: RequestId, query: Bytes) {
+        let timeout = self.config.query_timeout;
+        self.forward_to_leader(now + timeout, request, false, |request_id| Forward::Query {
+            query,
+            request_id,
+        });
+    }
+
+    /// Hands a request to the leader and waits for its answer until
+    /// `deadline`; `Offline` at once without a bonded leader.
+    fn forward_to_leader(
+        &mut self,
+        deadline: Duration,
+        request: RequestId,
+        is_command: bool,
+        forward: impl FnOnce(u64) -> Forward,
+    ) {
         let Some(leader) = self.leader.filter(|l| self.bonds.contains(l)) else {
             self.outbox.push(Output::Failed {
                 request,
@@ -318,18 +315,15 @@ impl Raft {
             return;
         };
         let request_id = self.new_request_id();
-        let deadline = now + self.config.query_timeout;
         self.follower().forwarded.insert(
             request_id,
             Pending {
                 request,
                 deadline,
-                is_command: false,
+                is_command,
             },
         );
-        self.outbox.push(Output::Send(
-            leader,
-            Message::Forward(Forward::Query { query, request_id }),
-        ));
+        self.outbox
+            .push(Output::Send(leader, Message::Forward(forward(request_id))));
     }
 }

@@ -68,6 +68,21 @@ fn stand(raft: &mut Raft, at: Duration) -> Term {
     raft.term()
 }
 
+/// Makes `raft` leader with `voter`'s vote (bonding with it first);
+/// returns the term and the time it leads from.
+fn elected_by(raft: &mut Raft, voter: EndpointId) -> (Term, Duration) {
+    raft.bond_up(MS, voter);
+    let term = stand(raft, Duration::from_secs(1));
+    let now = Duration::from_secs(1) + MS;
+    let vote = Message::RequestVoteResponse {
+        term,
+        vote: Vote::Granted,
+    };
+    raft.receive(now, voter, vote);
+    assert!(raft.is_leader());
+    (term, now)
+}
+
 /// mosaik: a leader elected only by abstentions (everyone else behind it)
 /// commits its whole log alone at once, entries of earlier terms included,
 /// though no other member holds them. Ours: abstainers count as members
@@ -146,19 +161,8 @@ fn a_leader_cut_off_stops_committing_and_steps_down() {
         (Some(2), SafetyRules::default(), false),
     ] {
         let mut leader = member(0, quorum, rules);
-        leader.bond_up(MS, peer(1));
         leader.bond_up(MS, peer(2));
-        let term = stand(&mut leader, Duration::from_secs(1));
-        let now = Duration::from_secs(1) + MS;
-        leader.receive(
-            now,
-            peer(1),
-            Message::RequestVoteResponse {
-                term,
-                vote: Vote::Granted,
-            },
-        );
-        assert!(leader.is_leader());
+        let (_, now) = elected_by(&mut leader, peer(1));
         // The partition: both bonds go.
         leader.bond_down(now, peer(1));
         leader.bond_down(now, peer(2));
@@ -181,17 +185,7 @@ fn a_leader_cut_off_stops_committing_and_steps_down() {
 #[test]
 fn a_forwarded_command_is_appended_before_it_is_acknowledged() {
     let mut leader = member(0, None, SafetyRules::default());
-    leader.bond_up(MS, peer(1));
-    let term = stand(&mut leader, Duration::from_secs(1));
-    let now = Duration::from_secs(1) + MS;
-    leader.receive(
-        now,
-        peer(1),
-        Message::RequestVoteResponse {
-            term,
-            vote: Vote::Granted,
-        },
-    );
+    let (term, now) = elected_by(&mut leader, peer(1));
     leader.drain();
     leader.receive(
         now,
