@@ -50,8 +50,13 @@ pub(super) struct Leader {
     sent: BTreeMap<EndpointId, u64>,
     answered: BTreeMap<EndpointId, u64>,
     reads: Vec<Read>,
+    /// When the last heartbeat sent for reads went out.
+    read_heartbeat: Option<Duration>,
     below_quorum_since: Option<Duration>,
 }
+
+/// Strong reads a leader holds while it confirms them; more are refused.
+const MAX_PENDING_READS: usize = 4096;
 
 impl Leader {
     pub(super) fn next_deadline(&self) -> Duration {
@@ -118,6 +123,7 @@ impl Raft {
             sent: BTreeMap::new(),
             answered: BTreeMap::new(),
             reads: Vec::new(),
+            read_heartbeat: None,
             below_quorum_since: None,
         });
         self.update_commit(now);
@@ -308,9 +314,23 @@ impl Raft {
             self.outbox.push(Output::RunQuery { origin, query, at });
             return;
         }
-        // A fresh heartbeat whose answers confirm we still lead.
+        if self.leader_state().reads.len() >= MAX_PENDING_READS {
+            // Bounded: a leader flooded with reads refuses the excess.
+            if let QueryOrigin::Local(request) = origin {
+                self.outbox.push(Output::Failed {
+                    request,
+                    failure: Failure::Offline,
+                });
+            }
+            return;
+        }
+        // A fresh heartbeat whose answers confirm we still lead (one per
+        // instant, whatever the number of reads arriving in it).
         self.leader_flush(now);
-        self.heartbeat(now);
+        if self.leader_state().read_heartbeat != Some(now) {
+            self.heartbeat(now);
+            self.leader_state().read_heartbeat = Some(now);
+        }
         let term_committed = self.committed >= self.leader_state().term_start;
         let index = if term_committed {
             self.committed
