@@ -72,6 +72,14 @@ pub enum Work {
 
 /// Strong queries waiting for an outside machine.
 pub const QUERY_QUEUE: usize = 1024;
+
+/// Strong queries on their way to an outside machine: those the worker
+/// sent, and those taken but waiting for the machine to apply their index.
+#[derive(Debug)]
+pub struct QueryInbox {
+    pub(crate) receiver: mpsc::Receiver<QueryTask>,
+    pub(crate) held: std::collections::VecDeque<QueryTask>,
+}
 /// Requests waiting for the worker.
 pub const INBOX: usize = 4096;
 
@@ -87,7 +95,8 @@ pub struct Shared {
     pub(crate) applied: watch::Sender<Index>,
     /// The consensus core; the worker steps it, outside appliers read the log.
     pub(crate) raft: Mutex<Raft>,
-    pub(crate) queries: Mutex<Option<mpsc::Receiver<QueryTask>>>,
+    /// Strong queries for an outside machine (taken by the one applier).
+    pub(crate) queries: Mutex<Option<QueryInbox>>,
     pub(crate) external_machine: bool,
     pub(crate) forward_timeout: Duration,
     pub(crate) election_timeout: Duration,
@@ -281,7 +290,7 @@ impl Group {
             self.shared.applied.send_replace(applied);
         }
         let mut status = self.shared.status.subscribe();
-        let mut queries = self
+        let mut inbox = self
             .shared
             .queries
             .lock()
@@ -289,32 +298,42 @@ impl Group {
             .take()
             .ok_or(GroupError::Closed)?;
         let work = loop {
-            let committed = status.borrow_and_update().committed;
-            if committed > applied {
+            // A strong query is answered only once the machine has applied
+            // the index it must reflect (the worker hands it over as soon as
+            // that index commits, possibly before it is published).
+            if inbox.held.front().is_some_and(|task| task.at <= applied) {
+                break Ok(Work::Query(inbox.held.pop_front().expect("checked")));
+            }
+            status.borrow_and_update();
+            let entries = {
                 let raft = self.shared.raft.lock().expect("raft");
-                let end = committed.min(applied + max.max(1) as u64);
-                let entries = raft
-                    .log()
+                let end = raft.committed().min(applied + max.max(1) as u64);
+                raft.log()
                     .range(IndexRange::new(applied + 1, end), u64::MAX)
                     .iter()
                     .enumerate()
                     .map(|(i, e)| (applied + 1 + i as u64, e.term, e.command.clone()))
-                    .collect();
+                    .collect::<Vec<_>>()
+            };
+            if !entries.is_empty() {
                 break Ok(Work::Apply(entries));
             }
-            if let Ok(task) = queries.try_recv() {
-                break Ok(Work::Query(task));
+            while let Ok(task) = inbox.receiver.try_recv() {
+                inbox.held.push_back(task);
+            }
+            if inbox.held.front().is_some_and(|task| task.at <= applied) {
+                continue;
             }
             tokio::select! {
                 changed = status.changed() => if changed.is_err() { break Err(GroupError::Closed) },
-                task = queries.recv() => match task {
-                    Some(task) => break Ok(Work::Query(task)),
+                task = inbox.receiver.recv() => match task {
+                    Some(task) => inbox.held.push_back(task),
                     None => break Err(GroupError::Closed),
                 },
                 _ = self.shared.cancel.cancelled() => break Err(GroupError::Closed),
             }
         };
-        *self.shared.queries.lock().expect("queries") = Some(queries);
+        *self.shared.queries.lock().expect("queries") = Some(inbox);
         work
     }
 

@@ -110,7 +110,10 @@ pub(crate) fn start(
         status: watch::Sender::new(Status::default()),
         applied: watch::Sender::new(0),
         raft: Mutex::new(raft),
-        queries: Mutex::new(Some(query_rx)),
+        queries: Mutex::new(Some(super::QueryInbox {
+            receiver: query_rx,
+            held: Default::default(),
+        })),
         external_machine: options.external_machine,
         forward_timeout: options.consensus.forward_timeout,
         election_timeout: options.consensus.election_timeout + options.consensus.election_timeout_jitter,

@@ -50,6 +50,7 @@ pub struct SafetyRules {
     pub record_abstentions: bool,
     pub answer_every_append: bool,
     pub confirm_reads: bool,
+    pub leader_offers_whole_log: bool,
 }
 
 impl Default for SafetyRules {
@@ -59,6 +60,7 @@ impl Default for SafetyRules {
             record_abstentions: true,
             answer_every_append: true,
             confirm_reads: true,
+            leader_offers_whole_log: true,
         }
     }
 }
@@ -70,6 +72,7 @@ impl SafetyRules {
         record_abstentions: false,
         answer_every_append: false,
         confirm_reads: false,
+        leader_offers_whole_log: false,
     };
 }
 
@@ -437,8 +440,19 @@ impl Raft {
     }
 
     fn replay_message(&mut self, now: Duration, from: EndpointId, message: replay_message::ReplayMessage) {
+        // mosaik offers only what it has committed. A leader's whole log is
+        // the one to follow, so ours offers all of it: entries it appended
+        // while no follower heard them can then still reach followers,
+        // which acknowledge them, and the group commits again (with
+        // mosaik's cap it stalls for good; groups spec §5.4).
+        let whole = self.is_leader() && self.rules.leader_offers_whole_log;
+        let offered = if whole {
+            self.log.last_index()
+        } else {
+            self.committed
+        };
         if let Some(answer) =
-            crate::groups::replay::serve(&message, &self.log, self.committed, self.replay.batch_size)
+            crate::groups::replay::serve(&message, &self.log, offered, self.replay.batch_size)
         {
             self.outbox.push(Output::Send(from, Message::StateSync(answer)));
             return;

@@ -339,6 +339,9 @@ impl Sim {
                 .pop_front()
                 .expect("front");
             let now = self.now;
+            if std::env::var("RAFT_SIM_MSGS").is_ok() {
+                eprintln!("{now:?} m{from} -> m{to}: {message:?}");
+            }
             self.step(to, |raft| raft.receive(now, peer(from), message));
             return;
         }
@@ -657,5 +660,59 @@ fn a_paused_leader_never_answers_a_strong_query_with_stale_state() {
             assert!(answered.is_empty());
             assert!(sim.failed_reads.iter().any(|(m, r)| *m == old && *r == 1_000_000));
         }
+    }
+}
+
+/// mosaik's catch-up offers only committed entries. Entries a leader
+/// appended while its followers were cut off are then in no one's reach:
+/// the followers cannot fill the gap before the leader's next append, the
+/// leader can never commit again, and the group stalls for good (seen in
+/// the multi-process nemesis runs). Ours offers a leader's whole log.
+#[test]
+fn entries_a_leader_appended_unheard_still_commit_after_the_heal() {
+    for (rules, stalls) in [
+        (
+            SafetyRules {
+                leader_offers_whole_log: false,
+                ..SafetyRules::default()
+            },
+            true,
+        ),
+        (SafetyRules::default(), false),
+    ] {
+        let mut sim = Sim::new(5, 3, fast_config(Some(2)), rules);
+        sim.run(
+            Duration::from_secs(1),
+            Faults {
+                partitions: false,
+                crashes: false,
+            },
+        );
+        sim.run_idle(Duration::from_millis(200));
+        let leader = sim.leader().expect("a leader");
+        // Cut the leader off just long enough to append unheard entries.
+        for other in 0..3 {
+            if other != leader {
+                sim.unbond(leader, other);
+            }
+        }
+        for _ in 0..10 {
+            sim.propose(leader);
+        }
+        sim.heal();
+        sim.run_idle(Duration::from_millis(50));
+        let target = sim.nodes[leader].as_ref().unwrap().log().last_index();
+        for _ in 0..5 {
+            sim.propose(leader);
+            sim.run_idle(Duration::from_millis(100));
+        }
+        sim.run_idle(Duration::from_secs(2));
+        let committed = sim.nodes.iter().flatten().map(Raft::committed).max().unwrap();
+        assert_eq!(
+            committed < target,
+            stalls,
+            "leader_offers_whole_log {}: committed {committed}, unheard up to {target}",
+            rules.leader_offers_whole_log
+        );
     }
 }
