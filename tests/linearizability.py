@@ -76,12 +76,14 @@ class CheckResult:
         return self.outcome == "ok"
 
 
-def format_op(i: int, op: Op) -> str:
+def format_op(op: Op, i: int | None = None) -> str:
     end = "?" if op.complete is None else f"{op.complete:.4f}"
     what = f"add({op.value})" if op.kind == "add" else f"read() -> {op.value}"
-    where = f" {op.client}" if op.client else ""
-    index = f" index {op.index}" if op.index is not None else ""
-    return f"#{i}{where} {what}{index} [{op.invoke:.4f}, {end}]"
+    if op.index is not None:
+        what += f" = index {op.index}"
+    number = "" if i is None else f"#{i} "
+    where = f"{op.client} " if op.client else ""
+    return f"{number}{where}{what} [{op.invoke:.4f}, {end}]"
 
 
 class _Entry:
@@ -366,7 +368,7 @@ def _violation(
         f"(the total is then {total})"
     ]
     if stuck is not None:
-        lines.append(f"then {format_op(stuck, ops[stuck])} cannot take effect")
+        lines.append(f"then {format_op(ops[stuck], stuck)} cannot take effect")
         op = ops[stuck]
         end = math.inf if op.complete is None else op.complete
         placed = set(best)
@@ -377,7 +379,7 @@ def _violation(
         ]
         if rivals:
             lines.append("ops invoked before it completed and not yet placed:")
-            lines.extend("  " + format_op(i, ops[i]) for i in rivals[:20])
+            lines.extend("  " + format_op(ops[i], i) for i in rivals[:20])
             if len(rivals) > 20:
                 lines.append(f"  ... and {len(rivals) - 20} more")
     return CheckResult(
@@ -391,7 +393,9 @@ def _violation(
     )
 
 
-def from_records(records: Iterable[dict[str, object]]) -> list[Op]:
+def from_records(
+    records: Iterable[dict[str, object]], offline_took_no_effect: bool = True
+) -> list[Op]:
     """Ops from the records of a run (one dict per op): ``kind`` ("add" or
     "read"), ``value`` (the add's x), ``invoke``, ``complete`` (None if the
     call never returned), ``result`` (a read's total, an add's index),
@@ -399,7 +403,9 @@ def from_records(records: Iterable[dict[str, object]]) -> list[Op]:
 
     An add that failed with ``Offline`` (not ``OutcomeUnknown``) took no
     effect and is dropped; any other failure, or no completion, leaves its
-    outcome unknown. A read that did not succeed is dropped.
+    outcome unknown (with ``offline_took_no_effect=False``, so does an
+    ``Offline`` one: to see whether a violation hangs on that promise). A
+    read that did not succeed is dropped.
     """
     ops: list[Op] = []
     for record in records:
@@ -413,7 +419,7 @@ def from_records(records: Iterable[dict[str, object]]) -> list[Op]:
                 continue
             ops.append(Op("read", _int(record["result"]), invoke, _number(complete), client))
         elif kind == "add":
-            if error == "Offline":
+            if error == "Offline" and offline_took_no_effect:
                 continue
             known = error is None and complete is not None
             result = record.get("result")

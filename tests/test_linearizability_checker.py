@@ -112,9 +112,11 @@ def test_records_drop_failed_writes_and_failed_reads() -> None:
     ]
     assert ops[3].index == 7
     assert check(ops).ok
-    records.append({"kind": "read", "invoke": 6.0, "complete": 7.0, "error": None, "result": 17})
-    # 17 needs the Offline add of 1, which never took effect.
+    records.append({"kind": "read", "invoke": 6.0, "complete": 7.0, "error": None, "result": 19})
+    # 19 needs the Offline add of 1, which never took effect ...
     assert not check(from_records(records)).ok
+    # ... unless Offline is taken as an unknown outcome.
+    assert check(from_records(records, offline_took_no_effect=False)).ok
 
 
 def test_a_small_budget_gives_up_with_unknown() -> None:
