@@ -14,6 +14,7 @@ the Rust command, query and result types (``"i64"``, ``"str"``, ...).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from . import _checks, codecs
 from ._handles import Closing, Native
 from ._mosaik import DEFAULTS, GroupStatus, QueryWork, id_of
-from .errors import Closed, DecodeError, Offline
+from .errors import Closed, DecodeError, Offline, OutcomeUnknown
 
 if TYPE_CHECKING:
     from ._mosaik import Group as NativeGroup
@@ -191,6 +192,46 @@ def _unprefixed(error: Exception) -> str:
     return rest if sep and head in ("value", "datum") else message
 
 
+class _Coalescer:
+    """Concurrent calls made in one turn of the event loop share one native
+    call: their commands go to the leader as one batch (one crossing, one
+    append), and each caller gets back its own part of the indices."""
+
+    def __init__(self, call: Callable[[list[bytes]], Any]) -> None:
+        self._call = call
+        self._pending: list[tuple[list[bytes], asyncio.Future[tuple[int, ...]]]] = []
+
+    def submit(self, encoded: list[bytes]) -> asyncio.Future[tuple[int, ...]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, ...]] = loop.create_future()
+        self._pending.append((encoded, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        # A caller cancelled before the batch left withdraws its commands.
+        batch = [(encoded, future) for encoded, future in self._pending if not future.done()]
+        self._pending = []
+        if batch:
+            asyncio.get_running_loop().create_task(self._send(batch))
+
+    async def _send(self, batch: list[tuple[list[bytes], asyncio.Future[tuple[int, ...]]]]) -> None:
+        try:
+            result = await self._call([command for encoded, _ in batch for command in encoded])
+        except Exception as error:  # noqa: BLE001 -- handed to every caller
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(type(error)(*error.args))
+            return
+        # (first, last, extra...): each caller's share, in submission order.
+        offset, extra = result[0], tuple(result[2:])
+        for encoded, future in batch:
+            if not future.done():
+                future.set_result((offset, offset + len(encoded) - 1, *extra))
+            offset += len(encoded)
+
+
 class _GroupWhen:
     """Awaitable conditions on a member's view of its group."""
 
@@ -247,11 +288,26 @@ class Group(Closing):
 
     group_id = Native[str]("The group's id, 64 hex (mosaik's derivation).")
 
-    def __init__(self, native: NativeGroup, machine: StateMachine | None) -> None:
+    def __init__(
+        self, native: NativeGroup, machine: StateMachine | None, consensus: ConsensusConfig
+    ) -> None:
         self._native = native
         self._machine = _Machine(machine)
         self._when = _GroupWhen(self)
         self._applier: asyncio.Task[None] | None = None
+        # A Python machine: `execute` waits here for the applier, not in a
+        # second crossing. Waiters by last index: (index, seq, term, future).
+        self._applied = 0
+        self._waiters: list[tuple[int, int, int, asyncio.Future[None]]] = []
+        self._waiter_seq = 0
+        #: How long `execute` waits for the apply once the leader took it
+        #: (as the core's limit for NoOp groups): then the outcome is unknown.
+        self._apply_limit = (
+            4 * (consensus.election_timeout + consensus.election_timeout_jitter)
+            + consensus.forward_timeout
+        )
+        self._assign = _Coalescer(native.assign)
+        self._execute_natively = _Coalescer(native.execute)
         if machine is not None:
             self._applier = asyncio.get_running_loop().create_task(
                 self._apply_forever(), name=f"mosaik group {native.group_id[:10]} apply"
@@ -318,21 +374,52 @@ class Group(Closing):
 
     async def execute(self, command: Any = None) -> int:
         """Its log index, once committed and applied on this member."""
-        start, _ = await self._run(self._native.execute, [command], command)
+        start, _ = await self._run(self._execute, [command], command)
         return start
 
     async def execute_many(self, commands: Iterable[Any]) -> range:
         """The indices, once all are committed and applied on this member."""
-        return await self._run_many(self._native.execute, commands)
+        return await self._run_many(self._execute, commands)
+
+    async def _execute(self, encoded: list[bytes]) -> tuple[int, int]:
+        if self._machine.machine is None:
+            start, end = await self._execute_natively.submit(encoded)
+            return start, end
+        start, end, term = await self._assign.submit(encoded)
+        await self._until_applied(end, term)
+        return start, end
+
+    async def _feed(self, encoded: list[bytes]) -> tuple[int, int]:
+        start, end, _ = await self._assign.submit(encoded)
+        return start, end
+
+    async def _until_applied(self, index: int, term: int) -> None:
+        """Until the machine has applied ``index``, which must hold ``term``:
+        another term there means the leader that took it was deposed first."""
+        if self._applied >= index:
+            if self._native.term_at(index) != term:
+                raise Offline("the command was lost: its leader was deposed before committing it")
+            return
+        if self._applier is None or self._applier.done():
+            raise Closed("the group is closed")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiter_seq += 1
+        heapq.heappush(self._waiters, (index, self._waiter_seq, term, future))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self._apply_limit)
+        except asyncio.TimeoutError:
+            raise OutcomeUnknown(
+                "the outcome is unknown: the command may still be committed"
+            ) from None
 
     async def feed(self, command: Any = None) -> int:
         """Its log index, once the leader has assigned it."""
-        start, _ = await self._run(self._native.feed, [command], command)
+        start, _ = await self._run(self._feed, [command], command)
         return start
 
     async def feed_many(self, commands: Iterable[Any]) -> range:
         """The indices, once the leader has assigned them."""
-        return await self._run_many(self._native.feed, commands)
+        return await self._run_many(self._feed, commands)
 
     async def _run_many(self, call: Any, commands: Iterable[Any]) -> range:
         listed = commands if isinstance(commands, (str, bytes)) else list(commands)
@@ -375,18 +462,43 @@ class Group(Closing):
     # ---- the Python machine ----------------------------------------------------------------
 
     async def _apply_forever(self) -> None:
-        applied = 0
-        while True:
-            try:
-                work = await self._native.next_work(applied, _APPLY_BATCH)
-            except Closed:
-                return
-            if isinstance(work, list):
-                for index, term, command in work:
-                    self._machine.apply(index, term, command)
-                    applied = index
-            else:
-                self._machine.answer(work)
+        try:
+            while True:
+                work = await self._native.next_work(self._applied, _APPLY_BATCH)
+                if isinstance(work, list):
+                    for index, term, command in work:
+                        self._machine.apply(index, term, command)
+                        self._applied = index
+                        self._release(index, term)
+                else:
+                    self._machine.answer(work)
+        except Closed:
+            pass
+        finally:
+            for _, _, _, future in self._waiters:
+                if not future.done():
+                    future.set_exception(Closed("the group is closed"))
+            self._waiters.clear()
+
+    def _release(self, index: int, term: int) -> None:
+        """Wakes the executes whose last command is at ``index``."""
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= index:
+            end, _, expected, future = heapq.heappop(waiters)
+            if future.done():
+                continue
+            if end == index and expected == term:
+                future.set_result(None)
+            elif end == index:
+                future.set_exception(
+                    Offline("the command was lost: its leader was deposed before committing it")
+                )
+            else:  # registered after its index was applied: ask the log
+                ok = self._native.term_at(end) == expected
+                if ok:
+                    future.set_result(None)
+                else:
+                    future.set_exception(Offline("the command was lost: its leader was deposed"))
 
     async def close(self) -> None:
         """Says goodbye to every bond and leaves. Idempotent."""
@@ -442,4 +554,4 @@ class Groups:
         native = self._native.join(
             key, {"machine": spec, "consensus": consensus or ConsensusConfig()}
         )
-        return Group(native, machine)
+        return Group(native, machine, consensus or ConsensusConfig())

@@ -354,6 +354,22 @@ impl PyGroup {
         self.propose(py, commands, true)
     }
 
+    /// Resolves to (first, last, term) once the leader has taken them: the
+    /// entries hold that term unless that leader lost them.
+    fn assign<'py>(&self, py: Python<'py>, commands: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyAny>> {
+        let group = self.group.clone();
+        let commands = commands_of(commands);
+        runtime::into_py_future(py, async move {
+            let assignment = group.propose(commands).await.map_err(py_err)?;
+            Ok((assignment.range.start, assignment.range.end, assignment.term))
+        })
+    }
+
+    /// The term of the entry at `index` in this member's log.
+    fn term_at(&self, index: u64) -> Option<u64> {
+        self.group.term_at(index)
+    }
+
     /// A linearizable query: resolves to (result bytes, index it reflects).
     fn query<'py>(&self, py: Python<'py>, query: Vec<u8>) -> PyResult<Bound<'py, PyAny>> {
         let group = self.group.clone();

@@ -204,7 +204,14 @@ impl Group {
         Ok(self.propose(commands).await?.range)
     }
 
-    async fn propose(&self, commands: Vec<Bytes>) -> Result<Assignment, GroupError> {
+    /// The term of the entry at `index` in this member's log, if it has one.
+    pub fn term_at(&self, index: Index) -> Option<Term> {
+        self.shared.raft.lock().expect("raft").log().term_at(index)
+    }
+
+    /// Resolves once the leader has given `commands` their indices, with
+    /// that leader's term (see `Assignment`).
+    pub async fn propose(&self, commands: Vec<Bytes>) -> Result<Assignment, GroupError> {
         if commands.is_empty() {
             return Err(GroupError::NoCommands);
         }

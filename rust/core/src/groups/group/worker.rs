@@ -73,6 +73,8 @@ const SCAN_EVERY: Duration = Duration::from_secs(1);
 /// Backoff bounds for dialing a member again.
 const REDIAL_MIN: Duration = Duration::from_millis(100);
 const REDIAL_MAX: Duration = Duration::from_secs(5);
+/// Requests taken from the inbox for one step of the core.
+const INPUT_BATCH: usize = 1024;
 /// How long an outside machine may take to answer a strong query.
 const QUERY_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -200,7 +202,7 @@ impl Worker {
                 _ = cancel.cancelled() => break,
                 Some(event) = self.bond_events.recv() => self.bond_event(event),
                 Some(done) = self.done.recv() => self.done(done),
-                Some(input) = self.inputs.recv() => self.input(input),
+                Some(input) = self.inputs.recv() => self.inputs(input),
                 event = events.recv() => match event {
                     Ok(Event::Discovered(entry) | Event::Updated(entry)) => self.consider(&entry),
                     Ok(Event::Departed(_)) => {}
@@ -374,24 +376,50 @@ impl Worker {
         }
     }
 
-    fn input(&mut self, input: Input) {
+    /// Takes `first` and whatever else is already waiting (a bounded
+    /// number), and steps the core once for all their commands and queries:
+    /// concurrent callers share one append and one flush.
+    fn inputs(&mut self, first: Input) {
         let now = self.now();
-        match input {
-            Input::Accepted(accepted) => {
-                let (formed, entry) = *accepted;
-                self.formed(formed, entry);
+        let mut proposals = Vec::new();
+        let mut queries = Vec::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(input) = next {
+            match input {
+                Input::Accepted(accepted) => {
+                    let (formed, entry) = *accepted;
+                    self.formed(formed, entry);
+                }
+                Input::Propose(commands, reply) => {
+                    let request = self.request_id();
+                    self.proposals.insert(request, reply);
+                    proposals.push((request, commands));
+                }
+                Input::Query(query, reply) => {
+                    let request = self.request_id();
+                    self.queries.insert(request, reply);
+                    queries.push((request, query));
+                }
             }
-            Input::Propose(commands, reply) => {
-                let request = self.request_id();
-                self.proposals.insert(request, reply);
-                self.step(|raft| raft.propose(now, request, commands));
-            }
-            Input::Query(query, reply) => {
-                let request = self.request_id();
-                self.queries.insert(request, reply);
-                self.step(|raft| raft.query(now, request, query));
-            }
+            taken += 1;
+            next = if taken < INPUT_BATCH {
+                self.inputs.try_recv().ok()
+            } else {
+                None
+            };
         }
+        if proposals.is_empty() && queries.is_empty() {
+            return;
+        }
+        self.step(|raft| {
+            for (request, commands) in proposals {
+                raft.propose(now, request, commands);
+            }
+            for (request, query) in queries {
+                raft.query(now, request, query);
+            }
+        });
     }
 
     fn request_id(&mut self) -> RequestId {
