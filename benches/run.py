@@ -7,6 +7,8 @@ Rust mosaik 0.3.13, pyzmq and eclipse-zenoh, all measured in the same run.
     python benches/run.py --quick  # 3 runs, 0.3 s windows, 16-node convergence, a
                                    # 2 s pause, no PUSH/PULL row, no retries, 4 s
                                    # setup bound: under 2 minutes
+    python benches/run.py --groups [--quick]  # the consensus group suite instead
+                                   # (benches/groups.py; other options go to it)
 
 It measures the installed ``mosaik`` package, so install a release build
 (``pip install .`` builds one); a development wheel is much slower. To build
@@ -1013,12 +1015,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-unshare", action="store_true", help="do not enter a namespace")
     parser.add_argument("--peer", type=Path, help="use this reference-peer binary, do not build")
+    parser.add_argument(
+        "--groups",
+        action="store_true",
+        help="run the consensus group suite (benches/groups.py) with the other options instead",
+    )
     parser.add_argument("--inside-namespace", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main() -> int:
     argv = sys.argv[1:]
+    if "--groups" in argv:
+        import groups  # benches/groups.py: consensus groups against native mosaik and PySyncObj
+
+        return groups.main([a for a in argv if a != "--groups"])
     args = parse_args(argv)
     if not args.inside_namespace:
         peer = args.peer or build_peer()

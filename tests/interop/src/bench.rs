@@ -664,7 +664,7 @@ fn sent_at(datum: &[u8]) -> u64 {
 /// `time.monotonic_ns()`, shared by every process on the machine (Rust's
 /// `Instant` reads it too but does not expose its value).
 #[cfg(target_os = "linux")]
-fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     use std::ffi::{c_int, c_long};
 
     #[repr(C)]
@@ -691,7 +691,7 @@ fn monotonic_ns() -> u64 {
 /// Elsewhere only this process's own clock: latencies across processes are
 /// then meaningless, everything else still works.
 #[cfg(not(target_os = "linux"))]
-fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }

@@ -30,7 +30,10 @@
 //!   `group_vectors` (`groups.rs`);
 //! - benchmarks for `benches/run.py`: `bench_produce`, `bench_consume`,
 //!   `bench_converge`, `bench_idle_nodes`, `bench_hold_producers`,
-//!   `bench_subscribe` (`bench.rs`).
+//!   `bench_subscribe` (`bench.rs`); for `benches/groups.py`:
+//!   `bench_group_join`, `bench_group_ready`, `bench_group_latency`,
+//!   `bench_group_throughput`, `bench_group_probe`, `bench_group_fill`,
+//!   `bench_group_wait_committed` (`group_bench.rs`).
 //!
 //! See `wire.rs` for the JSON shape of addresses and peer entries.
 
@@ -38,6 +41,7 @@ mod announce;
 mod bench;
 mod catalog;
 mod events;
+mod group_bench;
 mod groups;
 mod node;
 mod spy;
@@ -209,6 +213,13 @@ impl Peer {
             "bench_idle_nodes" => bench::idle_nodes(cmd).await,
             "bench_hold_producers" => bench::hold_producers(self.node()?, cmd).await,
             "bench_subscribe" => bench::subscribe(cmd).await,
+            "bench_group_join" => group_bench::join(self.node()?, cmd),
+            "bench_group_ready" => group_bench::ready(cmd).await,
+            "bench_group_latency" => group_bench::latency(cmd).await,
+            "bench_group_throughput" => group_bench::throughput(cmd).await,
+            "bench_group_probe" => group_bench::probe(cmd).await,
+            "bench_group_fill" => group_bench::fill(cmd).await,
+            "bench_group_wait_committed" => group_bench::wait_committed(cmd).await,
             "" => bail!("missing string field `cmd`"),
             other => bail!("unknown command `{other}`"),
         }
