@@ -26,8 +26,6 @@ pub struct Bond {
     pub peer: EndpointId,
     /// Both ends derive the same id from the connection (local only).
     pub id: Digest,
-    /// The peer's signed entry, as the bond last saw it.
-    pub entry: SignedPeerEntry,
     outbox: mpsc::Sender<BondMessage>,
     cancel: CancellationToken,
 }

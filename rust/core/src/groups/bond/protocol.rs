@@ -1,7 +1,6 @@
 //! Bond frames: the handshake pair and the steady-state `BondMessage`
 //! (groups spec §2.2, §2.7), in mosaik's layouts.
 
-use iroh::EndpointId;
 use serde::{Deserialize, Serialize};
 
 use crate::{discovery::SignedPeerEntry, groups::raft::Message, primitives::Digest};
@@ -32,9 +31,4 @@ pub enum BondMessage {
     PeerEntryUpdate(SignedPeerEntry),
     BondFormed(SignedPeerEntry),
     Raft(Message),
-}
-
-/// Why a bond frame is refused beyond what decoding checks.
-pub fn entry_is_from(entry: &SignedPeerEntry, peer: &EndpointId) -> bool {
-    entry.entry().id() == *peer
 }

@@ -15,7 +15,7 @@ use super::{
     protocol::BondMessage,
 };
 use crate::{
-    discovery::{Discovery, SignedPeerEntry, catalog::Source},
+    discovery::{Discovery, catalog::Source},
     groups::{
         config::ConsensusConfig,
         protocol::GroupsProtocol,
@@ -39,13 +39,12 @@ pub struct BondContext {
 }
 
 /// Starts the worker of a formed bond and returns the group's handle.
-pub fn spawn(link: Link<GroupsProtocol>, id: Digest, entry: SignedPeerEntry, context: &BondContext) -> Bond {
+pub fn spawn(link: Link<GroupsProtocol>, id: Digest, context: &BondContext) -> Bond {
     let (outbox, queue) = mpsc::channel(BOND_QUEUE);
     let cancel = context.cancel.child_token();
     let bond = Bond {
         peer: link.remote_id(),
         id,
-        entry,
         outbox,
         cancel: cancel.clone(),
     };

@@ -39,7 +39,6 @@ use crate::{
         service::{Groups, JoinOptions},
     },
     network::{CLOSE_GRACE, CloseReason},
-    primitives::Digest,
 };
 
 /// What the worker is asked to do.
@@ -484,7 +483,7 @@ impl Worker {
         for bond in self.bonds.values() {
             bond.send(BondMessage::BondFormed(entry.clone()));
         }
-        let bond = bond_worker::spawn(formed.link, formed.id, entry.clone(), &self.bond_context);
+        let bond = bond_worker::spawn(formed.link, formed.id, &self.bond_context);
         self.bonds.insert(peer, bond);
         self.shared.bonded.lock().expect("bonded").insert(peer, entry);
         let now = self.now();
@@ -542,9 +541,4 @@ impl Worker {
             self.announced_version = Some(version);
         }
     }
-}
-
-/// The id the group is known by in logs.
-pub fn short(id: &Digest) -> String {
-    id.to_hex()[..10].to_owned()
 }
