@@ -76,6 +76,12 @@ async def test_offline_try_send_and_wrong_types() -> None:
         await producer.close()
         with pytest.raises(mosaik.Closed):
             await producer.send("too late")
+        # A Rust type name as the codec: an i64 stream (Rust `produce::<i64>`).
+        numbers = net.streams.producer("numbers", codec="i64")
+        with pytest.raises(TypeError, match="^datum: expected a value of Rust type i64"):
+            numbers.try_send("not a number")
+        with pytest.raises(ValueError, match="^datum: .* out of range for i64"):
+            numbers.try_send(2**63)
 
 
 async def test_a_datum_over_the_frame_limit_is_refused_before_anything_is_sent() -> None:

@@ -90,7 +90,12 @@ class RustTypeCodec:
         self.name = type_name
 
     def encode(self, obj: Any) -> bytes:
-        return encode_value(self.name, obj)
+        try:
+            return encode_value(self.name, obj)
+        except (TypeError, ValueError) as e:
+            # Named as every codec names what it cannot encode.
+            message = str(e).removeprefix("value: ")
+            raise type(e)(f"datum: {message}") from None
 
     def decode(self, buf: bytes) -> Any:
         return decode_value(self.name, buf)
