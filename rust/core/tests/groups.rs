@@ -11,7 +11,7 @@ use mosaik_core::{
     groups::{ConsensusConfig, Group, GroupKey, JoinOptions, MachineSpec, ReplayConfig, SafetyRules},
 };
 
-use common::WAIT;
+use common::{WAIT, until_statuses};
 
 fn fast() -> ConsensusConfig {
     ConsensusConfig {
@@ -53,20 +53,16 @@ async fn nodes(network: &str, n: usize) -> Vec<Node> {
 
 /// Waits until every member is bonded with all others and names one leader.
 async fn one_leader(groups: &[Group]) -> iroh::EndpointId {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let leaders: Vec<_> = groups.iter().map(|g| g.status().leader).collect();
-            if let Some(Some(leader)) = leaders.first()
-                && leaders.iter().all(|l| l == &Some(*leader))
-                && groups.iter().all(|g| g.status().bonds.len() == groups.len() - 1)
-            {
-                return *leader;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("one leader within the timeout")
+    let agreed = until_statuses(groups, |statuses| {
+        let leader = statuses[0].leader?;
+        let everyone = statuses
+            .iter()
+            .all(|s| s.leader == Some(leader) && s.bonds.len() == groups.len() - 1);
+        everyone.then_some(leader)
+    });
+    tokio::time::timeout(WAIT, agreed)
+        .await
+        .expect("one leader within the timeout")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -93,13 +89,12 @@ async fn three_members_elect_one_leader_and_commit_in_one_order() {
         .max()
         .unwrap();
     for group in &groups {
-        tokio::time::timeout(WAIT, async {
-            while group.status().committed < target {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .expect("every member commits everything");
+        let committed = until_statuses(std::slice::from_ref(group), |s| {
+            (s[0].committed >= target).then_some(())
+        });
+        tokio::time::timeout(WAIT, committed)
+            .await
+            .expect("every member commits everything");
     }
     // The leader's strong query and a follower's forwarded one.
     for group in &groups {
@@ -134,19 +129,11 @@ async fn a_new_leader_takes_over_when_the_leader_leaves() {
         .map(|(_, g)| g.clone())
         .collect();
     let started = tokio::time::Instant::now();
-    let new_leader = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Some(l) = rest[0].status().leader
-                && l != leader
-                && rest[1].status().leader == Some(l)
-            {
-                return l;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("a new leader");
+    let elected = until_statuses(&rest, |s| {
+        let new = s[0].leader.filter(|l| *l != leader)?;
+        (s[1].leader == Some(new)).then_some(new)
+    });
+    let new_leader = tokio::time::timeout(WAIT, elected).await.expect("a new leader");
     assert_ne!(new_leader, leader);
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -176,13 +163,11 @@ async fn members_that_dial_each_other_at_once_always_bond_promptly() {
             nodes[0].groups().join(noop(&key, fast())).unwrap(),
             nodes[1].groups().join(noop(&key, fast())).unwrap(),
         );
-        tokio::time::timeout(Duration::from_secs(3), async {
-            while a.status().bonds.is_empty() || b.status().bonds.is_empty() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("round {round}: no bond after {:?}", started.elapsed()));
+        let pair = [a.clone(), b.clone()];
+        let bonded = until_statuses(&pair, |s| s.iter().all(|s| !s.bonds.is_empty()).then_some(()));
+        tokio::time::timeout(Duration::from_secs(3), bonded)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: no bond after {:?}", started.elapsed()));
         a.close().await;
         b.close().await;
     }

@@ -22,7 +22,7 @@ use mosaik_core::{
     primitives::encoding,
 };
 
-use common::WAIT;
+use common::{WAIT, until_statuses};
 
 const NETWORK: &str = "groups-hostile";
 const KEY: &str = "hostile-secret";
@@ -83,13 +83,10 @@ async fn bond_as_member(victim: &Node, group: &Group, attacker: &Node) -> Formed
 
 /// Until `group` is led and in sync.
 async fn until_online(group: &Group) {
-    tokio::time::timeout(WAIT, async {
-        while !group.status().online {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the member leads (again)");
+    let online = until_statuses(std::slice::from_ref(group), |s| s[0].online.then_some(()));
+    tokio::time::timeout(WAIT, online)
+        .await
+        .expect("the member leads (again)");
 }
 
 /// Sends `start` on a fresh link and returns the code the victim closed with.
@@ -273,13 +270,12 @@ async fn a_forward_flood_is_absorbed_and_the_leader_keeps_serving() {
         .await
         .expect("the flood is taken")
         .unwrap();
-    tokio::time::timeout(WAIT, async {
-        while group.status().committed < 200_000 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("every flooded command committed (they are valid commands from a member)");
+    let committed = until_statuses(std::slice::from_ref(&group), |s| {
+        (s[0].committed >= 200_000).then_some(())
+    });
+    tokio::time::timeout(WAIT, committed)
+        .await
+        .expect("every flooded command committed (they are valid commands from a member)");
     victim.close().await;
     attacker.close().await;
 }
