@@ -99,7 +99,7 @@ async def test_python_and_rust_producers_feed_consumers_of_both_languages(
                 await ours.discovery.sync_with(rust_node["address"])
                 await ours.discovery.sync_with(other["address"])
             await our_reader.discovery.sync_with(our_node.address)
-            await other_rust.ask({"cmd": "sync", "ticket": rust_node["address"]})
+            await other_rust.sync(rust_node["address"])
 
             rust_made = await reference_peer.ask({"cmd": "produce", "type": "string"})
             ours_producer = our_node.streams.producer(STRING, codec="str")
