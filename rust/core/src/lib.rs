@@ -10,6 +10,8 @@
 //!   protocol traits, route repair;
 //! - [`discovery`]: signed peer entries, catalog, gossip, sync, ping, DHT;
 //! - [`streams`]: producers, consumers and the subscription acceptor;
+//! - [`tickets`]: credentials in discovery entries and the validators
+//!   that gate streams and groups (JWT);
 //! - [`groups`]: members replicating a state machine through mosaik's Raft
 //!   variant, over bonds;
 //! - [`node`]: composes a running [`Node`] from the endpoint and the
@@ -24,6 +26,7 @@ pub mod network;
 pub mod node;
 pub mod primitives;
 pub mod streams;
+pub mod tickets;
 
 pub use node::{ConfigError, Node, NodeConfig, NodeError, RelayChoice};
 pub use primitives::Digest;

@@ -59,7 +59,8 @@ impl PeerEntryVersion {
     }
 }
 
-/// An access ticket attached to an entry (carried, not interpreted, yet).
+/// A credential attached to an entry: opaque here, read by the ticket
+/// validators of its class (`crate::tickets`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
     pub class: Digest,

@@ -20,7 +20,7 @@ pub mod sync;
 pub mod worker;
 
 pub use config::{DiscoveryConfig, DiscoveryConfigError};
-pub use entry::{PeerEntry, PeerEntryVersion, SignedPeerEntry};
+pub use entry::{PeerEntry, PeerEntryVersion, SignedPeerEntry, Ticket};
 pub use event::Event;
 pub use rejection::Rejection;
 pub use service::Discovery;

@@ -1,0 +1,1 @@
+//! mosaik's JWT tickets: compact JWS tokens bound to the bearer's peer id.
