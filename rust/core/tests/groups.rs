@@ -9,6 +9,7 @@ use bytes::Bytes;
 use mosaik_core::{
     Digest, Node, NodeConfig,
     groups::{ConsensusConfig, Group, GroupKey, JoinOptions, MachineSpec, ReplayConfig, SafetyRules},
+    tickets::Validators,
 };
 
 use common::{WAIT, until_statuses};
@@ -30,6 +31,7 @@ fn noop(key: &str, consensus: ConsensusConfig) -> JoinOptions {
         replay: ReplayConfig::default(),
         rules: SafetyRules::default(),
         external_machine: false,
+        tickets: Validators::from([]),
     }
 }
 

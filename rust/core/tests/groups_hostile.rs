@@ -20,6 +20,7 @@ use mosaik_core::{
     },
     network::{Link, LinkError},
     primitives::encoding,
+    tickets::Validators,
 };
 
 use common::{WAIT, until_statuses};
@@ -40,6 +41,7 @@ fn options(key: &str) -> JoinOptions {
         replay: ReplayConfig::default(),
         rules: SafetyRules::default(),
         external_machine: false,
+        tickets: Validators::from([]),
     }
 }
 

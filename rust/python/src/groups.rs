@@ -14,6 +14,7 @@ use mosaik_core::{
         ConsensusConfig, Group, GroupKey, JoinOptions, MachineSpec, ReplayConfig, RoleKind, SafetyRules,
         Status, Work,
     },
+    tickets::Validators,
 };
 use pyo3::{
     prelude::*,
@@ -143,6 +144,7 @@ impl PyGroups {
             replay: ReplayConfig::default(),
             rules: SafetyRules::default(),
             external_machine,
+            tickets: Validators::from([]),
         };
         let group = runtime::entered(|| self.node.groups().join(options))?.map_err(py_err)?;
         Ok(PyGroup {

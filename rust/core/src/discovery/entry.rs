@@ -67,6 +67,13 @@ pub struct Ticket {
     pub data: Vec<u8>,
 }
 
+impl Ticket {
+    /// Its key in an entry: `class.derive(data)`, as mosaik's `Ticket::id`.
+    pub fn id(&self) -> Digest {
+        Digest::hash(&[self.class.as_bytes().as_slice(), &self.data].concat())
+    }
+}
+
 /// What a node says about itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerEntry {

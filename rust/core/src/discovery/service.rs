@@ -30,7 +30,7 @@ use super::{
     announce::{ANNOUNCE_ALPN, Announcement, GracefulDeparture},
     catalog::{Catalog, Source, Upsert},
     config::DiscoveryConfig,
-    entry::{PeerEntry, SignedPeerEntry, now_ms},
+    entry::{PeerEntry, SignedPeerEntry, Ticket, now_ms},
     event::Event,
     local::LocalPeer,
     rejection::Rejection,
@@ -448,6 +448,49 @@ impl Discovery {
             e.tags.len() != before
         })
         .await
+    }
+
+    /// Attaches `ticket` to our entry, re-signed and announced at once;
+    /// answers its id. Adding the same ticket again changes nothing.
+    pub async fn add_ticket(&self, ticket: Ticket) -> Digest {
+        let id = ticket.id();
+        self.update_local(|e| e.tickets.insert(id, ticket).is_none())
+            .await;
+        id
+    }
+
+    /// Detaches the ticket `id`; false when we did not carry it.
+    pub async fn remove_ticket(&self, id: Digest) -> bool {
+        self.update_local(|e| e.tickets.remove(&id).is_some()).await
+    }
+
+    /// Detaches every ticket of `class`; answers how many there were.
+    pub async fn remove_tickets_of(&self, class: Digest) -> usize {
+        let mut removed = 0;
+        self.update_local(|e| {
+            let before = e.tickets.len();
+            e.tickets.retain(|_, t| t.class != class);
+            removed = before - e.tickets.len();
+            removed > 0
+        })
+        .await;
+        removed
+    }
+
+    /// Swaps every ticket of `ticket`'s class for `ticket` in one re-signed
+    /// entry (mosaik 0.3.17's renewal), so no peer sees us without one.
+    pub async fn replace_ticket(&self, ticket: Ticket) -> Digest {
+        let id = ticket.id();
+        self.update_local(|e| {
+            let class = ticket.class;
+            let of_class = e.tickets.values().filter(|t| t.class == class).count();
+            let unchanged = of_class == 1 && e.tickets.contains_key(&id);
+            e.tickets.retain(|_, t| t.class != class);
+            e.tickets.insert(id, ticket);
+            !unchanged
+        })
+        .await;
+        id
     }
 
     /// Full catalog exchange with the peer at `addr`; returns how many

@@ -19,6 +19,8 @@ pub enum Rejection {
     DifferentNetwork,
     GroupNotFound,
     InvalidProof,
+    /// The peer's tickets do not pass our validators (30403).
+    NotAllowed,
     /// No handshake within the handshake timeout.
     HandshakeTimeout,
     /// A frame that does not decode, or over the frame limit.
@@ -34,6 +36,7 @@ impl Rejection {
             Rejection::DifferentNetwork => "different_network",
             Rejection::GroupNotFound => "group_not_found",
             Rejection::InvalidProof => "invalid_proof",
+            Rejection::NotAllowed => "not_allowed",
             Rejection::HandshakeTimeout => "handshake_timeout",
             Rejection::Undecodable => "undecodable",
             Rejection::VoteStorm => "vote_storm",
@@ -47,6 +50,7 @@ impl Rejection {
             Rejection::DifferentNetwork => CloseReason::DifferentNetwork,
             Rejection::GroupNotFound => CloseReason::GroupNotFound,
             Rejection::InvalidProof => CloseReason::InvalidProof,
+            Rejection::NotAllowed => CloseReason::GroupNotAllowed,
             Rejection::HandshakeTimeout => CloseReason::Timeout,
             Rejection::Undecodable | Rejection::VoteStorm => CloseReason::ProtocolViolation,
         }

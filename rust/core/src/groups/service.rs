@@ -20,7 +20,10 @@ use super::{
     raft::SafetyRules,
     rejection::Rejections,
 };
-use crate::discovery::Discovery;
+use crate::{
+    discovery::Discovery,
+    tickets::{Validators, validator_signatures},
+};
 
 /// How long each handshake read may take (mosaik's `handshake_timeout`).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -36,6 +39,9 @@ pub struct JoinOptions {
     /// Whether the machine is applied outside the core (by the user's
     /// code pulling committed entries); NoOp otherwise.
     pub external_machine: bool,
+    /// Ticket validators every member must pass (their signatures are
+    /// part of the group id).
+    pub tickets: Validators,
 }
 
 impl JoinOptions {
@@ -45,7 +51,7 @@ impl JoinOptions {
             consensus: self.consensus.digest(),
             machine: self.machine.signature,
             state_sync: self.machine.state_sync_signature(&self.replay),
-            validators: vec![],
+            validators: validator_signatures(&self.tickets),
         }
         .group_id()
     }

@@ -64,7 +64,7 @@ impl Streams {
             {
                 return Err(StreamsError::DuplicateProducer(stream));
             }
-            let (producer, subscribe) = Producer::spawn(config, self.discovery.network());
+            let (producer, subscribe) = Producer::spawn(config, self.discovery.clone());
             sinks.insert(stream, (producer.clone(), subscribe));
             producer
         };

@@ -9,14 +9,17 @@
 //! the expiry they were given last time (collections spec B.3).
 
 mod expiration;
+mod gate;
 pub mod jwt;
 mod validator;
+mod verdicts;
 
 pub use expiration::Expiration;
+pub use gate::Gate;
 pub use validator::{
-    InvalidTicket, MAX_TICKETS_CHECKED, TicketValidator, Validators, ticket_id, validate_peer,
-    validator_signatures,
+    InvalidTicket, MAX_TICKETS_CHECKED, TicketValidator, Validators, validate_peer, validator_signatures,
 };
+pub use verdicts::Verdicts;
 
 pub use crate::discovery::Ticket;
 

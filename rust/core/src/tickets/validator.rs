@@ -9,10 +9,7 @@
 
 use std::{borrow::Cow, fmt, sync::Arc};
 
-use crate::{
-    discovery::{PeerEntry, Ticket},
-    primitives::Digest,
-};
+use crate::{discovery::PeerEntry, primitives::Digest};
 
 use super::Expiration;
 
@@ -47,11 +44,6 @@ pub trait TicketValidator: Send + Sync + 'static {
 /// The validators a producer, consumer or group requires, all of which
 /// must pass.
 pub type Validators = Arc<[Arc<dyn TicketValidator>]>;
-
-/// A ticket's id in an entry: `class.derive(data)`.
-pub fn ticket_id(ticket: &Ticket) -> Digest {
-    Digest::hash(&[ticket.class.as_bytes().as_slice(), &ticket.data].concat())
-}
 
 /// `Ok(None)` when nothing is required; otherwise `Ok(Some(until))` with
 /// the earliest expiry over all validators, or the first refusal.
@@ -100,6 +92,8 @@ mod tests {
 
     use iroh::{EndpointAddr, SecretKey};
 
+    use crate::discovery::Ticket;
+
     use super::*;
 
     /// Accepts tickets whose data is `b"ok:<unix seconds or never>"`.
@@ -147,7 +141,7 @@ mod tests {
                 class: Digest::from_name(class),
                 data: data.as_bytes().to_vec(),
             };
-            entry.tickets.insert(ticket_id(&ticket), ticket);
+            entry.tickets.insert(ticket.id(), ticket);
         }
         entry
     }
@@ -190,6 +184,6 @@ mod tests {
             data: b"x".to_vec(),
         };
         let expected = Digest::hash(&[ticket.class.as_bytes().as_slice(), b"x"].concat());
-        assert_eq!(ticket_id(&ticket), expected);
+        assert_eq!(ticket.id(), expected);
     }
 }

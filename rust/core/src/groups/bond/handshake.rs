@@ -3,7 +3,8 @@
 //!
 //! The acceptor checks in mosaik's order: the dialer must be in our catalog
 //! (401, after which a mosaik dialer syncs and retries), the same network
-//! (101), a group we run (30404), a valid key proof (30405); a second bond
+//! (101), a group we run (30404), tickets that pass the group's validators
+//! (30403), a valid key proof (30405); a second bond
 //! to a peer we are bonded with is closed by the group (30429). The dialer
 //! answers 401 by syncing its catalog to the acceptor and trying again,
 //! a bounded number of times.
@@ -28,6 +29,7 @@ use crate::{
     },
     network::{CLOSE_GRACE, CloseReason, Link, LinkError},
     primitives::Digest,
+    tickets::validate_peer,
 };
 
 /// The handshake frames carry the sender's bonds: a few hundred entries at
@@ -157,6 +159,9 @@ impl BondAcceptor {
         let Some(group) = self.groups.group(&start.group_id) else {
             return Err(Refused::close(link, Rejection::GroupNotFound, start.group_id).await);
         };
+        if let Err(refusal) = validate_peer(&group.tickets, entry.entry()) {
+            return Err(Refused::close(link, Rejection::NotAllowed, refusal).await);
+        }
         let credentials = group.credentials();
         let material = credentials.material(link.connection());
         if start.proof != credentials.key.proof(&material, &remote) {

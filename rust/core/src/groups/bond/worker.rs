@@ -24,6 +24,7 @@ use crate::{
     },
     network::{CLOSE_GRACE, CloseReason, Link, LinkError},
     primitives::{Digest, encoding},
+    tickets::Gate,
 };
 
 /// What every bond of a group shares.
@@ -38,8 +39,9 @@ pub struct BondContext {
     pub cancel: CancellationToken,
 }
 
-/// Starts the worker of a formed bond and returns the group's handle.
-pub fn spawn(link: Link<GroupsProtocol>, id: Digest, context: &BondContext) -> Bond {
+/// Starts the worker of a formed bond and returns the group's handle;
+/// `gate` keeps the peer under the group's ticket validators.
+pub fn spawn(link: Link<GroupsProtocol>, id: Digest, gate: Gate, context: &BondContext) -> Bond {
     let (outbox, queue) = mpsc::channel(BOND_QUEUE);
     let cancel = context.cancel.child_token();
     let bond = Bond {
@@ -65,6 +67,7 @@ pub fn spawn(link: Link<GroupsProtocol>, id: Digest, context: &BondContext) -> B
         cancel,
         rejections: context.rejections.clone(),
         votes: VecDeque::new(),
+        gate,
     };
     context.discovery.spawn(worker.run());
     bond
@@ -82,6 +85,9 @@ struct Worker {
     rejections: Rejections,
     /// When the peer's recent vote requests arrived (the storm guard).
     votes: VecDeque<Instant>,
+    /// Ends the bond (30403) once the peer's tickets expire or stop passing;
+    /// a renewed ticket (its `PeerEntryUpdate`) keeps it.
+    gate: Gate,
 }
 
 /// More vote requests than this from one peer within `VOTE_WINDOW` is a
@@ -129,6 +135,7 @@ impl Worker {
                     Err(e @ LinkError::FrameTooLarge(_)) => break End::Violation(Rejection::Undecodable, e.to_string()),
                     Err(e) => break End::Link(e),
                 },
+                refusal = self.gate.revoked() => break End::Violation(Rejection::NotAllowed, refusal.to_string()),
                 _ = tokio::time::sleep_until(self.heartbeat.next_tick()) => match self.heartbeat.tick() {
                     Tick::Ping => {
                         if self.queue.is_empty()

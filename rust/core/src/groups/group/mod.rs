@@ -26,7 +26,7 @@ use super::{
     id::GroupId,
     raft::{Cursor, Index, IndexRange, Raft, RoleKind, Term},
 };
-use crate::discovery::SignedPeerEntry;
+use crate::{discovery::SignedPeerEntry, tickets::Validators};
 
 /// What a member looks like from outside, published after every step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +98,8 @@ pub struct Shared {
     /// Strong queries for an outside machine (taken by the one applier).
     pub(crate) queries: Mutex<Option<QueryInbox>>,
     pub(crate) external_machine: bool,
+    /// Validators every member must pass, on both sides of each bond.
+    pub(crate) tickets: Validators,
     pub(crate) forward_timeout: Duration,
     pub(crate) election_timeout: Duration,
     pub(crate) cancel: CancellationToken,

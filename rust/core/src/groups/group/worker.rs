@@ -36,9 +36,11 @@ use crate::{
         error::GroupError,
         id::GroupId,
         raft::{Failure, Forward, Index, IndexRange, Message, Output, QueryOrigin, Raft, RequestId, Term},
+        rejection::Rejection,
         service::{Groups, JoinOptions},
     },
     network::{CLOSE_GRACE, CloseReason},
+    tickets::{Gate, Verdicts},
 };
 
 /// What the worker is asked to do.
@@ -116,6 +118,7 @@ pub(crate) fn start(
             held: Default::default(),
         })),
         external_machine: options.external_machine,
+        tickets: options.tickets.clone(),
         forward_timeout: options.consensus.forward_timeout,
         election_timeout: options.consensus.election_timeout + options.consensus.election_timeout_jitter,
         cancel: discovery.cancel_token().child_token(),
@@ -149,6 +152,7 @@ pub(crate) fn start(
         queries: HashMap::new(),
         next_request: 0,
         announced_version: None,
+        tickets: Verdicts::default(),
     };
     discovery.tasks().spawn(worker.run());
     shared
@@ -174,6 +178,8 @@ struct Worker {
     queries: HashMap<RequestId, QueryReply>,
     next_request: RequestId,
     announced_version: Option<crate::discovery::entry::PeerEntryVersion>,
+    /// What our ticket validators said about members we might dial.
+    tickets: Verdicts,
 }
 
 impl Worker {
@@ -476,6 +482,20 @@ impl Worker {
                 .spawn(link.close(CloseReason::AlreadyBonded, CLOSE_GRACE));
             return;
         }
+        // Checked before the dial or by the acceptor; the entry may have
+        // changed since, and from here the gate follows it.
+        let gate = match Gate::admit(self.shared.tickets.clone(), &self.discovery, entry.entry()) {
+            Ok(gate) => gate,
+            Err(refusal) => {
+                self.groups
+                    .rejections()
+                    .record(Rejection::NotAllowed, &peer, &refusal);
+                let link = formed.link;
+                self.discovery
+                    .spawn(link.close(CloseReason::GroupNotAllowed, CLOSE_GRACE));
+                return;
+            }
+        };
         self.redial.remove(&peer);
         for other in &formed.their_bonds {
             self.consider(other);
@@ -483,7 +503,7 @@ impl Worker {
         for bond in self.bonds.values() {
             bond.send(BondMessage::BondFormed(entry.clone()));
         }
-        let bond = bond_worker::spawn(formed.link, formed.id, &self.bond_context);
+        let bond = bond_worker::spawn(formed.link, formed.id, gate, &self.bond_context);
         self.bonds.insert(peer, bond);
         self.shared.bonded.lock().expect("bonded").insert(peer, entry);
         let now = self.now();
@@ -508,6 +528,7 @@ impl Worker {
             || !entry.entry().groups.contains(&self.shared.id)
             || entry.entry().network != self.discovery.network()
             || self.redial.get(&peer).is_some_and(|(_, at)| Instant::now() < *at)
+            || self.tickets.check(&self.shared.tickets, entry.entry()).is_err()
         {
             return;
         }
@@ -527,7 +548,10 @@ impl Worker {
     /// Dials every member in the catalog we are not bonded with, and tells
     /// our bonds when our own entry changed.
     fn scan(&mut self) {
-        for entry in self.discovery.peers() {
+        let peers = self.discovery.peers();
+        let listed: HashSet<EndpointId> = peers.iter().map(|e| e.entry().id()).collect();
+        self.tickets.retain(|id| listed.contains(id));
+        for entry in peers {
             self.consider(&entry);
         }
         let version = self.discovery.local().version();

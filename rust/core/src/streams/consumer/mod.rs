@@ -28,7 +28,7 @@ use super::{
     require::Require,
     status::{Channel, Channels, Stats},
 };
-use crate::{discovery::Discovery, primitives::Digest};
+use crate::{discovery::Discovery, primitives::Digest, tickets::Validators};
 
 #[derive(Clone, Debug)]
 pub struct ConsumerConfig {
@@ -38,6 +38,9 @@ pub struct ConsumerConfig {
     pub backoff: BackoffConfig,
     /// Which producers to subscribe to (all when `None`).
     pub require: Option<Require>,
+    /// Ticket validators every producer must pass, checked again whenever
+    /// its entry changes and when its tickets expire (none: no check).
+    pub tickets: Validators,
 }
 
 impl ConsumerConfig {
@@ -51,6 +54,7 @@ impl ConsumerConfig {
             overflow: Overflow::Block,
             backoff: BackoffConfig::default(),
             require: None,
+            tickets: Validators::from([]),
         }
     }
 

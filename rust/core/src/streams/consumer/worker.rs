@@ -1,8 +1,9 @@
 //! The consumer's worker: follows the catalog, one receiver per producer.
 //!
 //! It starts a receiver (`receiver.rs`) for every peer whose signed entry
-//! lists the stream and passes `require`, and cancels receivers whose
-//! producer left, went stale, stopped passing or restarted (a new receiver
+//! lists the stream and passes the ticket validators and `require`, and
+//! cancels receivers whose producer left, went stale, stopped passing (a
+//! changed entry, an expired ticket) or restarted (a new receiver
 //! then dials the new run at once). A receiver that ended for good is tried
 //! again only once its producer's entry changes (a restart, a re-announce),
 //! so a gone stream is not dialled in a loop. It wakes on discovery events
@@ -16,7 +17,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Shared, receiver::receive};
-use crate::discovery::{PeerEntryVersion, SignedPeerEntry};
+use crate::{
+    discovery::{PeerEntryVersion, SignedPeerEntry},
+    tickets::Verdicts,
+};
 
 /// How often the worker re-checks the catalog besides discovery events.
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
@@ -35,8 +39,9 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
     // Producers whose receiver ended for good, with their entry's version then.
     let mut ended: HashMap<EndpointId, PeerEntryVersion> = HashMap::new();
     let mut verdicts: HashMap<EndpointId, (PeerEntryVersion, bool)> = HashMap::new();
+    let mut tickets = Verdicts::default();
     loop {
-        let eligible = eligible_producers(&shared, &mut verdicts).await;
+        let eligible = eligible_producers(&shared, &mut tickets, &mut verdicts).await;
         following.retain(|id, f| {
             if f.task.is_finished() {
                 // The entry as it is now: only a change after the end earns a retry.
@@ -77,7 +82,7 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
             _ = shared.cancel.cancelled() => break,
             _ = stop.cancelled() => break,
             _ = events.recv() => {}
-            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+            _ = tokio::time::sleep(next_look(&tickets)) => {}
         }
     }
     for f in following.values() {
@@ -86,10 +91,22 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
     shared.queue.close();
 }
 
-/// Peers that list the stream and pass `require`, which is asked again only
-/// about entries it has not seen.
+/// When to reconcile at the latest: once a second, sooner when a followed
+/// producer's ticket expires before that (never in a busy loop).
+fn next_look(tickets: &Verdicts) -> Duration {
+    const SOONEST: Duration = Duration::from_millis(20);
+    tickets
+        .next_expiry()
+        .and_then(|until| until.remaining())
+        .map_or(RECONCILE_EVERY, |left| left.clamp(SOONEST, RECONCILE_EVERY))
+}
+
+/// Peers that list the stream and pass the ticket validators and `require`;
+/// both are asked again only about entries they have not seen (or, for
+/// tickets, once the granted expiry passed).
 async fn eligible_producers(
     shared: &Shared,
+    tickets: &mut Verdicts,
     verdicts: &mut HashMap<EndpointId, (PeerEntryVersion, bool)>,
 ) -> HashMap<EndpointId, SignedPeerEntry> {
     let mut producers: HashMap<EndpointId, SignedPeerEntry> = shared
@@ -99,6 +116,10 @@ async fn eligible_producers(
         .filter(|e| e.entry().streams.contains(&shared.config.stream_id))
         .map(|e| (e.entry().id(), e))
         .collect();
+    if !shared.config.tickets.is_empty() {
+        tickets.retain(|id| producers.contains_key(id));
+        producers.retain(|_, e| tickets.check(&shared.config.tickets, e.entry()).is_ok());
+    }
     let Some(require) = &shared.config.require else {
         return producers;
     };

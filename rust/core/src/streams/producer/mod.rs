@@ -12,7 +12,8 @@
 //! The acceptor (`streams/accept.rs`) hands each new subscription to this
 //! producer's admission worker (`admit` below), which checks capacity
 //! (10509) and starts a sender (`sender.rs`) for it; the sender checks
-//! `require` on the consumer's entry (10403) and hands QUIC each queued
+//! the consumer's tickets and `require` on its entry (10403), keeps
+//! checking its tickets while it lasts, and hands QUIC each queued
 //! batch as one chunk of wire frames. Closing the producer ends every
 //! subscription with 204 `GracefulShutdown`, after what `send` accepted
 //! went out.
@@ -38,9 +39,10 @@ use super::{
     status::{Channel, Channels, Stats},
 };
 use crate::{
-    discovery::SignedPeerEntry,
+    discovery::{Discovery, SignedPeerEntry},
     network::{CloseReason, Link, frames::WireFrames},
     primitives::Digest,
+    tickets::Validators,
 };
 
 /// How long a closing link waits for the peer to see the close.
@@ -68,6 +70,9 @@ pub struct ProducerConfig {
     pub max_consumers: usize,
     /// Which consumers may subscribe (all when `None`).
     pub require: Option<Require>,
+    /// Ticket validators every consumer must pass, at subscribe time and
+    /// for as long as its subscription lasts (none: no check).
+    pub tickets: Validators,
 }
 
 impl ProducerConfig {
@@ -81,6 +86,7 @@ impl ProducerConfig {
             lagging: Lagging::Disconnect,
             max_consumers: usize::MAX,
             require: None,
+            tickets: Validators::from([]),
         }
     }
 
@@ -126,6 +132,8 @@ fn frame_of(datum: &[u8]) -> Result<WireFrames, SendError> {
 pub(crate) struct Shared {
     pub(crate) config: ProducerConfig,
     pub(crate) network: Digest,
+    /// The catalog, where the consumers' latest entries (tickets) are.
+    pub(crate) discovery: Discovery,
     channels: Channels,
     stats: Stats,
     pub(crate) cancel: CancellationToken,
@@ -172,11 +180,12 @@ pub struct Producer {
 
 impl Producer {
     /// Starts the admission worker; returns the handle and the acceptor's inlet.
-    pub(crate) fn spawn(config: ProducerConfig, network: Digest) -> (Self, mpsc::Sender<Subscribe>) {
+    pub(crate) fn spawn(config: ProducerConfig, discovery: Discovery) -> (Self, mpsc::Sender<Subscribe>) {
         let (subscribe_tx, subscribe_rx) = mpsc::channel(64);
         let shared = Arc::new(Shared {
             config,
-            network,
+            network: discovery.network(),
+            discovery,
             channels: Channels::default(),
             stats: Stats::default(),
             cancel: CancellationToken::new(),

@@ -1,11 +1,12 @@
 //! The sender: one task per subscription, writing a consumer's outbox to its link.
 //!
 //! The admission worker (`producer/mod.rs`) starts it with the accepted link
-//! and the consumer's entry. It checks the producer's `require` (10403),
-//! sends `StartStream`, marks the channel connected and then writes every
-//! run of frames `send` queued in its [`Outbox`] as one chunk each, until the
-//! producer stops it (10413 `TooSlow`, 204 `GracefulShutdown`) or the
-//! consumer goes. A graceful stop still writes what is queued, within a
+//! and the consumer's entry. It checks the consumer's tickets and the
+//! producer's `require` (10403), sends `StartStream`, marks the channel
+//! connected and then writes every run of frames `send` queued in its
+//! [`Outbox`] as one chunk each, until the producer stops it (10413
+//! `TooSlow`, 204 `GracefulShutdown`), the consumer's tickets expire or
+//! stop passing (10403), or the consumer goes. A graceful stop still writes what is queued, within a
 //! bound, before the 204. However it ends, the outbox closes, so `send`
 //! stops queueing for this consumer.
 
@@ -19,6 +20,7 @@ use crate::{
     discovery::SignedPeerEntry,
     network::{CloseReason, Link, LinkError, frames::FrameRun},
     streams::{handshake::StartStream, protocol::StreamsProtocol, status::Channel},
+    tickets::Gate,
 };
 
 /// Frames a sender takes from its outbox at once (whole runs, so it may
@@ -37,6 +39,15 @@ pub(super) async fn run_sender(
     // However this ends, the outbox closes: `send` stops queueing for it.
     let _closing = CloseOnDrop(outbox.clone());
     let peer = consumer.entry().id();
+    let mut gate = match Gate::admit(shared.config.tickets.clone(), &shared.discovery, consumer.entry()) {
+        Ok(gate) => gate,
+        Err(refusal) => {
+            debug!(peer = %peer.fmt_short(), %refusal, "consumer refused (10403)");
+            link.close(CloseReason::NotAllowed, SUBSCRIPTION_CLOSE_GRACE)
+                .await;
+            return;
+        }
+    };
     let guard = shared
         .channels
         .open(peer, shared.config.stream_id, shared.cancel.child_token());
@@ -66,6 +77,10 @@ pub(super) async fn run_sender(
             biased;
             reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
             _ = connection.closed() => break None,
+            refusal = gate.revoked() => {
+                debug!(peer = %peer.fmt_short(), %refusal, "consumer no longer allowed (10403)");
+                break Some(CloseReason::NotAllowed);
+            }
             more = outbox.pop_many(MAX_COALESCED, &mut runs) => more,
         };
         if !more {
@@ -77,6 +92,7 @@ pub(super) async fn run_sender(
             biased;
             reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
             _ = connection.closed() => break None,
+            _ = gate.revoked() => break Some(CloseReason::NotAllowed),
             written = write_runs(&mut link, &channel, &mut runs) => if written.is_err() { break None },
         }
     };

@@ -1,0 +1,374 @@
+//! Tickets gate streams and groups on real endpoints: a peer without a
+//! valid ticket is refused, an expiring ticket ends what it allowed within
+//! a second, a renewed one keeps it and a removed one ends it.
+//!
+//! The validator here is a plain test class (the JWT validator has its own
+//! tests): a ticket `grant:<peer id hex>:<unix seconds | never>` holds for
+//! that peer until that time.
+
+mod common;
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use mosaik_core::{
+    Digest, Node, NodeConfig,
+    discovery::{PeerEntry, Ticket},
+    groups::{ConsensusConfig, Group, GroupKey, JoinOptions, MachineSpec, ReplayConfig, SafetyRules},
+    network::{CloseReason, Link},
+    streams::{
+        ConsumerConfig, ProducerConfig,
+        handshake::{ConsumerHandshake, Criteria, StartStream},
+        protocol::StreamsProtocol,
+    },
+    tickets::{Expiration, InvalidTicket, TicketValidator, Validators},
+};
+
+use common::{WAIT, until_statuses};
+
+struct Grants;
+
+impl Grants {
+    fn class() -> Digest {
+        Digest::from_name("mosaik-python.tests.grant")
+    }
+
+    fn ticket(peer: &Node, until: Option<Duration>) -> Ticket {
+        let until = until.map_or("never".to_owned(), |left| {
+            (SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + left)
+                .as_secs()
+                .to_string()
+        });
+        Ticket {
+            class: Self::class(),
+            data: format!("grant:{}:{until}", peer.peer_id()).into_bytes(),
+        }
+    }
+
+    fn required() -> Validators {
+        Validators::from([Arc::new(Grants) as Arc<dyn TicketValidator>])
+    }
+}
+
+impl TicketValidator for Grants {
+    fn class(&self) -> Digest {
+        Self::class()
+    }
+
+    fn signature(&self) -> Digest {
+        Digest::from_name("grants validator")
+    }
+
+    fn validate(&self, ticket: &[u8], peer: &PeerEntry) -> Result<Expiration, InvalidTicket> {
+        let text = std::str::from_utf8(ticket).map_err(|_| InvalidTicket::new("not text"))?;
+        let mut parts = text.split(':');
+        if parts.next() != Some("grant") || parts.next() != Some(&peer.id().to_string()) {
+            return Err(InvalidTicket::new("not for this peer"));
+        }
+        let until = match parts.next() {
+            Some("never") => Expiration::Never,
+            Some(secs) => secs
+                .parse()
+                .ok()
+                .and_then(Expiration::at_unix_seconds)
+                .ok_or(InvalidTicket::new("bad time"))?,
+            None => return Err(InvalidTicket::new("no time")),
+        };
+        if until.is_expired() {
+            return Err(InvalidTicket::new("expired"));
+        }
+        Ok(until)
+    }
+}
+
+async fn nodes(network: &str, n: usize) -> Vec<Node> {
+    let first = Node::spawn(NodeConfig::local(Digest::from_name(network)))
+        .await
+        .unwrap();
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        let mut config = NodeConfig::local(Digest::from_name(network));
+        config.bootstrap = vec![nodes[0].addr()];
+        nodes.push(Node::spawn(config).await.unwrap());
+    }
+    for node in &nodes {
+        tokio::time::timeout(WAIT, node.discovery().wait_for_peers(n - 1))
+            .await
+            .unwrap();
+    }
+    nodes
+}
+
+/// Polls `done` (no event says "a subscription ended") until it holds.
+async fn until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(within, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+/// Until `peer`'s catalog holds `node`'s entry at its current version.
+async fn until_seen(peer: &Node, node: &Node) {
+    let version = node.discovery().local().version();
+    until("the new entry is seen", WAIT, || {
+        peer.discovery()
+            .get(&node.peer_id())
+            .is_some_and(|e| e.entry().version >= version)
+    })
+    .await;
+}
+
+/// Subscribes `from` to `stream` at `to` by hand: `Ok(link)` once the
+/// producer started the stream, the close code otherwise.
+async fn subscribe(from: &Node, to: &Node, stream: &str) -> Result<Link<StreamsProtocol>, u64> {
+    let mut link = Link::<StreamsProtocol>::open(from.endpoint(), to.addr())
+        .await
+        .map_err(|e| e.remote_code().unwrap())?;
+    let handshake = ConsumerHandshake {
+        network_id: from.discovery().network(),
+        stream_id: Digest::from_name(stream),
+        criteria: Criteria {},
+    };
+    link.send(&handshake)
+        .await
+        .map_err(|e| e.remote_code().unwrap())?;
+    match tokio::time::timeout(WAIT, link.recv::<StartStream>())
+        .await
+        .unwrap()
+    {
+        Ok(_) => Ok(link),
+        Err(e) => Err(e.remote_code().unwrap_or_else(|| panic!("{e}"))),
+    }
+}
+
+/// The close code that ends a held subscription, and when it came.
+async fn ended(mut link: Link<StreamsProtocol>) -> (u64, std::time::Instant) {
+    loop {
+        match tokio::time::timeout(WAIT, link.recv_raw()).await.unwrap() {
+            Ok(_) => continue,
+            Err(e) => return (e.remote_code().unwrap(), std::time::Instant::now()),
+        }
+    }
+}
+
+const NOT_ALLOWED: u64 = CloseReason::NotAllowed.code() as u64;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gated_producer_admits_ticket_holders_until_their_ticket_expires() {
+    let [producer_node, reader]: [Node; 2] = nodes("tickets-producer", 2).await.try_into().ok().unwrap();
+    let mut config = ProducerConfig::new(Digest::from_name("orders"));
+    config.tickets = Grants::required();
+    let producer = producer_node.streams().producer(config).unwrap();
+
+    assert_eq!(
+        subscribe(&reader, &producer_node, "orders").await.unwrap_err(),
+        NOT_ALLOWED
+    );
+    // A ticket for someone else does not help.
+    reader
+        .discovery()
+        .add_ticket(Grants::ticket(&producer_node, None))
+        .await;
+    until_seen(&producer_node, &reader).await;
+    assert_eq!(
+        subscribe(&reader, &producer_node, "orders").await.unwrap_err(),
+        NOT_ALLOWED
+    );
+
+    let expiring = Grants::ticket(&reader, Some(Duration::from_secs(2)));
+    let expiry = expiring.data.clone();
+    reader.discovery().add_ticket(expiring).await;
+    until_seen(&producer_node, &reader).await;
+    let link = subscribe(&reader, &producer_node, "orders").await.unwrap();
+    until("the producer counts the subscriber", WAIT, || {
+        producer.consumers() == 1
+    })
+    .await;
+    let exp_secs: u64 = String::from_utf8(expiry)
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (code, at) = ended(link).await;
+    assert_eq!(
+        code, NOT_ALLOWED,
+        "an expired ticket ends the subscription with 10403"
+    );
+    let expired_at = UNIX_EPOCH + Duration::from_secs(exp_secs);
+    let now = SystemTime::now();
+    let late = now
+        .duration_since(expired_at)
+        .unwrap_or_else(|_| panic!("ended before the expiry (at {at:?})"));
+    assert!(late < Duration::from_secs(1), "ended {late:?} after the expiry");
+    for node in [producer_node, reader] {
+        node.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renewed_ticket_keeps_the_subscription_and_a_removed_one_ends_it() {
+    let [producer_node, reader]: [Node; 2] = nodes("tickets-renewal", 2).await.try_into().ok().unwrap();
+    let mut config = ProducerConfig::new(Digest::from_name("orders"));
+    config.tickets = Grants::required();
+    let producer = producer_node.streams().producer(config).unwrap();
+    reader
+        .discovery()
+        .add_ticket(Grants::ticket(&reader, Some(Duration::from_secs(2))))
+        .await;
+    until_seen(&producer_node, &reader).await;
+    let mut link = subscribe(&reader, &producer_node, "orders").await.unwrap();
+
+    let renewed = reader
+        .discovery()
+        .replace_ticket(Grants::ticket(&reader, Some(Duration::from_secs(120))))
+        .await;
+    assert_eq!(reader.discovery().local().current().entry().tickets.len(), 1);
+    until_seen(&producer_node, &reader).await;
+    // Past the first ticket's expiry, the subscription still carries datums.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    producer.send(Bytes::from_static(b"still here")).await.unwrap();
+    let frame = tokio::time::timeout(WAIT, link.recv_raw())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(frame.ends_with(b"still here"));
+
+    assert!(reader.discovery().remove_ticket(renewed).await);
+    let (code, _) = ended(link).await;
+    assert_eq!(code, NOT_ALLOWED, "a removed ticket ends the subscription");
+    for node in [producer_node, reader] {
+        node.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gated_consumer_follows_only_producers_with_tickets() {
+    let [with_ticket, without, reader]: [Node; 3] =
+        nodes("tickets-consumer", 3).await.try_into().ok().unwrap();
+    let stream = Digest::from_name("prices");
+    let granted = with_ticket
+        .discovery()
+        .add_ticket(Grants::ticket(&with_ticket, None))
+        .await;
+    let from_holder = with_ticket
+        .streams()
+        .producer(ProducerConfig::new(stream))
+        .unwrap();
+    let from_other = without.streams().producer(ProducerConfig::new(stream)).unwrap();
+    for producer in [&with_ticket, &without] {
+        until_seen(&reader, producer).await;
+    }
+    let mut config = ConsumerConfig::new(stream);
+    config.tickets = Grants::required();
+    let consumer = reader.streams().consumer(config).unwrap();
+    tokio::time::timeout(WAIT, consumer.subscribed(1)).await.unwrap();
+    from_holder.send(Bytes::from_static(b"granted")).await.unwrap();
+    let datum = tokio::time::timeout(WAIT, consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&datum.payload[..], b"granted");
+    assert_eq!(
+        from_other.consumers(),
+        0,
+        "no subscription to a producer without a ticket"
+    );
+
+    with_ticket.discovery().remove_ticket(granted).await;
+    until(
+        "the consumer leaves the producer that lost its ticket",
+        WAIT,
+        || from_holder.consumers() == 0,
+    )
+    .await;
+    for node in [with_ticket, without, reader] {
+        node.close().await;
+    }
+}
+
+fn gated(key: &str, tickets: Validators) -> JoinOptions {
+    JoinOptions {
+        key: GroupKey::from_secret(key),
+        machine: MachineSpec::noop(),
+        consensus: ConsensusConfig {
+            bootstrap_delay: Duration::from_millis(300),
+            election_timeout: Duration::from_millis(600),
+            election_timeout_jitter: Duration::from_millis(300),
+            ..ConsensusConfig::default()
+        },
+        replay: ReplayConfig::default(),
+        rules: SafetyRules::default(),
+        external_machine: false,
+        tickets,
+    }
+}
+
+fn bonds_of(group: &Group) -> usize {
+    group.status().bonds.len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_without_a_valid_ticket_never_bond_and_losing_it_ends_the_bond() {
+    let nodes = nodes("tickets-group", 3).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    for node in [a, b] {
+        node.discovery().add_ticket(Grants::ticket(node, None)).await;
+    }
+    for node in &nodes {
+        for other in [a, b] {
+            if node.peer_id() != other.peer_id() {
+                until_seen(node, other).await;
+            }
+        }
+    }
+    let open = gated("team", Validators::from([]));
+    let options = gated("team", Grants::required());
+    assert_ne!(
+        options.group_id(),
+        open.group_id(),
+        "the validator's signature is part of the id"
+    );
+
+    let groups: Vec<Group> = nodes
+        .iter()
+        .map(|node| node.groups().join(options.clone()).unwrap())
+        .collect();
+    let pair = &groups[..2];
+    tokio::time::timeout(
+        WAIT,
+        until_statuses(pair, |s| s.iter().all(|s| s.bonds.len() == 1).then_some(())),
+    )
+    .await
+    .unwrap();
+    // The outsider dials (it accepts their tickets) and is refused with
+    // 30403; it keeps trying with backoff but never holds a bond.
+    until("a member refused the outsider", WAIT, || {
+        let refused = |node: &Node| node.groups().rejections().counts().get("not_allowed").copied();
+        refused(a).or(refused(b)).unwrap_or(0) >= 1
+    })
+    .await;
+    assert_eq!(bonds_of(&groups[2]), 0);
+    assert!(pair.iter().all(|g| g.status().bonds.len() == 1));
+
+    // b loses its ticket: a ends the bond (30403) as soon as it hears.
+    let b_ticket = Grants::ticket(b, None).id();
+    assert!(b.discovery().remove_ticket(b_ticket).await);
+    tokio::time::timeout(
+        WAIT,
+        until_statuses(&groups[..1], |s| s[0].bonds.is_empty().then_some(())),
+    )
+    .await
+    .unwrap();
+    assert!(a.groups().rejections().counts()["not_allowed"] >= 1);
+    for node in nodes {
+        node.close().await;
+    }
+}
