@@ -14,7 +14,7 @@ from importlib import metadata
 
 from . import _mosaik
 from ._mosaik import PROTOCOL_VERSION, id_of
-from .discovery import DiscoveryConfig, DiscoveryEvent, PeerInfo
+from .discovery import DiscoveryConfig, DiscoveryEvent, PeerInfo, TicketInfo
 from .errors import (
     Closed,
     ConnectError,
@@ -38,6 +38,7 @@ __all__ = [
     "ChannelInfo",
     "Backoff",
     "PeerInfo",
+    "TicketInfo",
     "DiscoveryEvent",
     "DiscoveryConfig",
     "Group",

@@ -1,7 +1,10 @@
 """Discovery: what this node knows about its peers.
 
-Each peer publishes a signed entry (its id, address, tags and the streams it
-produces); :class:`PeerInfo` is the Python view of one.
+Each peer publishes a signed entry (its id, address, tags, the streams it
+produces, the groups it runs and its tickets); :class:`PeerInfo` is the Python
+view of one. Tags are self-asserted: any node may claim any tag, so a tag is a
+role hint, never a credential. Tickets are credentials: a validator
+(:class:`mosaik.Jwt`) checks them.
 """
 
 from __future__ import annotations
@@ -12,13 +15,43 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from . import _checks
-from ._mosaik import DEFAULTS, DiscoveryEvent, PeerInfo
+from ._mosaik import DEFAULTS, DiscoveryEvent, PeerInfo, TicketInfo
 
 if TYPE_CHECKING:
     from ._mosaik import Discovery as NativeDiscovery
     from ._mosaik import DiscoveryEvents
 
-__all__ = ["Discovery", "DiscoveryConfig", "DiscoveryEvent", "EventKind", "PeerInfo"]
+JWT_CLASS = "mosaik.tickets.jwt.v1"
+"""The class of mosaik's JWT tickets."""
+MAX_TICKET_BYTES = 64 * 1024
+"""The largest ticket this node attaches (TDX quotes are the big ones)."""
+
+
+def _ticket(name: str, token: object, ticket_class: object) -> tuple[str, bytes]:
+    if isinstance(token, str):
+        data = token.encode()
+    elif isinstance(token, (bytes, bytearray, memoryview)):
+        data = bytes(token)
+    else:
+        raise TypeError(f"{name}: expected str or bytes, got {type(token).__name__}")
+    if not data:
+        raise ValueError(f"{name}: a ticket cannot be empty")
+    if len(data) > MAX_TICKET_BYTES:
+        raise ValueError(
+            f"{name}: {len(data)} bytes, more than the {MAX_TICKET_BYTES} a ticket may have"
+        )
+    return _checks.check_str("ticket_class", ticket_class), data
+
+
+__all__ = [
+    "JWT_CLASS",
+    "Discovery",
+    "DiscoveryConfig",
+    "DiscoveryEvent",
+    "EventKind",
+    "PeerInfo",
+    "TicketInfo",
+]
 
 EventKind = Literal["discovered", "updated", "departed"]
 
@@ -109,6 +142,28 @@ class Discovery:
     async def remove_tags(self, *names: str) -> bool:
         """Removes tags from this node's entry and re-announces it."""
         return await self._native.remove_tags(_checks.check_str_list("names", names))
+
+    async def add_ticket(self, token: str | bytes, *, ticket_class: str = JWT_CLASS) -> str:
+        """Attaches a ticket (a JWT from :class:`mosaik.JwtIssuer` by default) to
+        this node's entry, re-signed and re-announced at once; returns its id.
+
+        Adding the same ticket twice changes nothing. ``ticket_class`` names
+        another class (a name or a 64-hex id) for tickets of other kinds.
+        """
+        return await self._native.add_ticket(*_ticket("token", token, ticket_class), False)
+
+    async def replace_ticket(self, token: str | bytes, *, ticket_class: str = JWT_CLASS) -> str:
+        """Swaps every ticket of that class for this one in one re-signed entry,
+        so peers never see this node without one (a renewal); returns its id."""
+        return await self._native.add_ticket(*_ticket("token", token, ticket_class), True)
+
+    async def remove_ticket(self, ticket_id: str) -> bool:
+        """Detaches the ticket ``ticket_id``; returns whether this node carried it.
+        Whatever that ticket allowed ends as its holders hear of the change."""
+        ticket_id = _checks.check_str("ticket_id", ticket_id)
+        if len(ticket_id) != 64 or any(c not in "0123456789abcdefABCDEF" for c in ticket_id):
+            raise ValueError(f"ticket_id: expected 64 hex characters, got {ticket_id!r}")
+        return await self._native.remove_ticket(ticket_id)
 
     @property
     def rejections(self) -> dict[str, int]:

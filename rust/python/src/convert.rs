@@ -14,11 +14,12 @@ use std::{
 
 use mosaik_core::{
     Digest, RelayChoice,
-    discovery::{DiscoveryConfig, Event, SignedPeerEntry},
+    discovery::{DiscoveryConfig, Event, SignedPeerEntry, Ticket},
     network::format_address,
     streams::{
         BackoffConfig, Channel, ConsumerConfig, Lagging, Overflow, ProducerConfig, datum::DatumLayout,
     },
+    tickets,
 };
 use pyo3::{
     prelude::*,
@@ -47,6 +48,7 @@ pub struct PeerInfo {
     address: String,
     tags: BTreeSet<String>,
     streams: BTreeSet<String>,
+    tickets: Vec<TicketInfo>,
     /// `(started_at_ms, updated_at_ms)`: a newer entry compares greater.
     #[pyo3(get)]
     version: (i64, i64),
@@ -61,8 +63,74 @@ impl PeerInfo {
             address: format_address(&entry.address),
             tags: entry.tags.iter().map(Digest::to_hex).collect(),
             streams: entry.streams.iter().map(Digest::to_hex).collect(),
+            tickets: entry
+                .tickets
+                .iter()
+                .map(|(id, t)| TicketInfo::of(id, t))
+                .collect(),
             version: (entry.version.started_at_ms(), entry.version.updated_at_ms()),
         }
+    }
+}
+
+/// A ticket a peer carries, as listed in its entry: not validated here
+/// (a validator decides what it is worth).
+#[pyclass(module = "mosaik._mosaik", name = "TicketInfo", frozen, eq, hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TicketInfo {
+    /// Its id in the entry: `class.derive(data)`, in hex.
+    #[pyo3(get)]
+    id: String,
+    /// The ticket class id, in hex.
+    #[pyo3(get)]
+    class_id: String,
+    /// `"jwt"`, `"tdx"` (shown as opaque) or `"other"`.
+    #[pyo3(get)]
+    kind: &'static str,
+    data: Vec<u8>,
+}
+
+impl TicketInfo {
+    fn of(id: &Digest, ticket: &Ticket) -> Self {
+        let kind = if ticket.class == tickets::jwt_class() {
+            "jwt"
+        } else if ticket.class == tickets::tdx_class() {
+            "tdx"
+        } else {
+            "other"
+        };
+        Self {
+            id: id.to_hex(),
+            class_id: ticket.class.to_hex(),
+            kind,
+            data: ticket.data.clone(),
+        }
+    }
+}
+
+#[pymethods]
+impl TicketInfo {
+    /// The ticket's bytes.
+    #[getter]
+    fn data<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.data)
+    }
+
+    /// The compact JWT of a `"jwt"` ticket; `None` for other kinds.
+    #[getter]
+    fn token(&self) -> Option<&str> {
+        (self.kind == "jwt")
+            .then(|| std::str::from_utf8(&self.data).ok())
+            .flatten()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<TicketInfo {} {}, {} bytes>",
+            self.kind,
+            &self.id[..10],
+            self.data.len()
+        )
     }
 }
 
@@ -72,6 +140,12 @@ impl PeerInfo {
     #[getter]
     fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
         PyFrozenSet::new(py, &self.tags)
+    }
+
+    /// The tickets the peer carries (unvalidated), in id order.
+    #[getter]
+    fn tickets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.tickets.iter().cloned())
     }
 
     /// Streams the peer produces, as hex ids.

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use mosaik_core::{
     Digest, Node,
-    discovery::Event,
+    discovery::{Event, Ticket},
     network::{EndpointAddr, parse_address},
 };
 use pyo3::prelude::*;
@@ -82,6 +82,39 @@ impl PyDiscovery {
 
     fn remove_tags<'py>(&self, py: Python<'py>, tags: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
         self.change_tags(py, tags, false)
+    }
+
+    /// Attaches a ticket (`class_id` hex, `data`); resolves to its id.
+    fn add_ticket<'py>(
+        &self,
+        py: Python<'py>,
+        class_id: &str,
+        data: Vec<u8>,
+        replace: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        check_open(&self.node)?;
+        let ticket = Ticket {
+            class: Digest::from_name(class_id),
+            data,
+        };
+        let node = self.node.clone();
+        runtime::into_py_future(py, async move {
+            let discovery = node.discovery();
+            let id = if replace {
+                discovery.replace_ticket(ticket).await
+            } else {
+                discovery.add_ticket(ticket).await
+            };
+            Ok(id.to_hex())
+        })
+    }
+
+    /// Detaches the ticket `ticket_id` (hex); resolves to whether we carried it.
+    fn remove_ticket<'py>(&self, py: Python<'py>, ticket_id: &str) -> PyResult<Bound<'py, PyAny>> {
+        check_open(&self.node)?;
+        let id = Digest::from_name(ticket_id);
+        let node = self.node.clone();
+        runtime::into_py_future(py, async move { Ok(node.discovery().remove_ticket(id).await) })
     }
 
     /// Rejected discovery input, counted by reason.

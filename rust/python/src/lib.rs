@@ -107,6 +107,7 @@ fn _mosaik(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<consumer::PyConsumer>()?;
     module.add_class::<consumer::Batch>()?;
     module.add_class::<convert::PeerInfo>()?;
+    module.add_class::<convert::TicketInfo>()?;
     module.add_class::<convert::Stats>()?;
     module.add_class::<convert::ChannelInfo>()?;
     module.add_class::<convert::DiscoveryEvent>()?;
