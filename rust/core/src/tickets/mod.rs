@@ -13,6 +13,7 @@ pub mod jwt;
 mod validator;
 
 pub use expiration::Expiration;
+pub use jwt::{Algorithm as JwtAlgorithm, Jwt, JwtIssuer};
 pub use validator::{
     InvalidTicket, MAX_TICKETS_CHECKED, TicketValidator, Validators, ticket_id, validate_peer,
     validator_signatures,
