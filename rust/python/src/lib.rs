@@ -7,6 +7,8 @@
 //!   `DiscoveryEvent`), option parsing, the core's defaults;
 //! - `node`: the node handle, with one handle per subsystem: `discovery`,
 //!   `streams` (which makes `producer`s and `consumer`s), `groups`;
+//! - `tickets`: the JWT validator and issuer (`Jwt`, `JwtIssuer`) and
+//!   `validators_from` for `require_ticket=` arguments;
 //! - `logging`: tracing events into Python `logging`.
 
 mod consumer;
@@ -19,6 +21,7 @@ mod node;
 mod producer;
 mod runtime;
 mod streams;
+mod tickets;
 
 use mosaik_core::Digest;
 use pyo3::{prelude::*, types::PyBytes};
@@ -115,6 +118,8 @@ fn _mosaik(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<groups::PyGroup>()?;
     module.add_class::<groups::GroupStatus>()?;
     module.add_class::<groups::QueryWork>()?;
+    module.add_class::<tickets::PyJwt>()?;
+    module.add_class::<tickets::PyJwtIssuer>()?;
     module.add("CHOICES", convert::choices(py)?)?;
     module.add("DEFAULTS", convert::defaults(py)?)?;
     module.add_function(wrap_pyfunction!(id_of, module)?)?;
@@ -122,6 +127,7 @@ fn _mosaik(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(decode_datum, module)?)?;
     module.add_function(wrap_pyfunction!(encode_value, module)?)?;
     module.add_function(wrap_pyfunction!(decode_value, module)?)?;
+    module.add_function(wrap_pyfunction!(tickets::_ticket_signatures, module)?)?;
     module.add_function(wrap_pyfunction!(_shutdown, module)?)?;
     module.add_function(wrap_pyfunction!(_inflight, module)?)?;
     module.add_function(wrap_pyfunction!(_alive_tasks, module)?)?;

@@ -28,6 +28,8 @@
 //!   `group_execute`, `group_execute_many`, `group_feed`,
 //!   `group_feed_many`, `group_query`, `group_leave`; and, without a node,
 //!   `group_vectors` (`groups.rs`);
+//! - JWT tickets, without a node: `jwt_issue`, `jwt_validate`,
+//!   `jwt_signature` (`tickets.rs`);
 //! - benchmarks for `benches/run.py`: `bench_produce`, `bench_consume`,
 //!   `bench_converge`, `bench_idle_nodes`, `bench_hold_producers`,
 //!   `bench_subscribe` (`bench.rs`); for `benches/groups.py`:
@@ -46,6 +48,7 @@ mod groups;
 mod node;
 mod spy;
 mod streams;
+mod tickets;
 mod vectors;
 mod wire;
 
@@ -206,6 +209,10 @@ impl Peer {
             "group_query" => self.groups.query(cmd).await,
             "group_leave" => self.groups.leave(cmd),
             "group_vectors" => groups::vectors(cmd),
+            // JWT tickets through mosaik's builder and validator
+            "jwt_issue" => tickets::issue(cmd),
+            "jwt_validate" => tickets::validate(cmd),
+            "jwt_signature" => tickets::signature(cmd),
             // benchmarks (benches/run.py)
             "bench_produce" => bench::produce(self.node()?, cmd).await,
             "bench_consume" => bench::consume(cmd).await,

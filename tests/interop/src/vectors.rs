@@ -137,7 +137,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<(T, usize
 }
 
 /// Assembles a `PeerEntry` from the command fields (see the module comment).
-fn build_entry(cmd: &Value, id: &iroh::PublicKey) -> Result<PeerEntry> {
+pub fn build_entry(cmd: &Value, id: &iroh::PublicKey) -> Result<PeerEntry> {
     let version = wire::version_field(cmd, "version")?.context("missing `version`")?;
     let network = NetworkId::from(wire::str_field(cmd, "network")?);
     let protocol = cmd.get("protocol").and_then(Value::as_str).unwrap_or(PROTOCOL);

@@ -17,7 +17,7 @@ pub type GroupId = Digest;
 
 /// `blake3(prev ‖ next)`: mosaik's `Digest::derive`.
 pub fn derive(prev: &Digest, next: &[u8]) -> Digest {
-    Digest::hash(&[prev.as_bytes().as_slice(), next].concat())
+    prev.derive(next)
 }
 
 /// The digest of the consensus parameters that are part of the id: each

@@ -35,6 +35,15 @@ impl Digest {
         Self(*blake3::hash(data).as_bytes())
     }
 
+    /// mosaik's `Digest::derive`: `blake3(self ‖ data)`, the step of every
+    /// id chain (group ids, validator signatures, key fingerprints).
+    pub fn derive(&self, data: &[u8]) -> Self {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.0);
+        hasher.update(data);
+        Self(*hasher.finalize().as_bytes())
+    }
+
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -16,6 +16,7 @@ mod verdicts;
 
 pub use expiration::Expiration;
 pub use gate::Gate;
+pub use jwt::{Algorithm as JwtAlgorithm, Jwt, JwtIssuer};
 pub use validator::{
     InvalidTicket, MAX_TICKETS_CHECKED, TicketValidator, Validators, validate_peer, validator_signatures,
 };
