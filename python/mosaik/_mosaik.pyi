@@ -191,6 +191,7 @@ class _ProducerOptions(TypedDict):
     lagging: _Lagging
     max_consumers: int | None
     require: Callable[[PeerInfo], bool] | None
+    require_ticket: object
 
 class _ConsumerOptions(TypedDict):
     layout: _Layout
@@ -198,6 +199,7 @@ class _ConsumerOptions(TypedDict):
     overflow: _Overflow
     backoff: _BackoffSettings | None
     require: Callable[[PeerInfo], bool] | None
+    require_ticket: object
 
 class _ConsensusSettings(Protocol):
     """What ``_GroupOptions.consensus`` must have (``mosaik.ConsensusConfig``)."""
@@ -229,6 +231,8 @@ class _GroupOptions(TypedDict):
     #: (signature, Rust type name) of a Python machine; None for NoOp.
     machine: tuple[bytes, str] | None
     consensus: _ConsensusSettings
+    #: a Jwt, an iterable of Jwt or None (checked by the binding).
+    require_ticket: object
 
 @final
 class Node:

@@ -536,22 +536,31 @@ class Groups:
         machine: StateMachine | None = None,
         *,
         consensus: ConsensusConfig | None = None,
-        require_ticket: Iterable[object] = (),
+        require_ticket: Jwt | Iterable[Jwt] | None = (),
     ) -> Group:
         """Joins the group of ``key`` (mosaik's ``GroupKey::from_secret``) with
         ``machine`` (mosaik's NoOp when None). Synchronous, like mosaik's; call
-        it with an event loop running."""
+        it with an event loop running.
+
+        ``require_ticket`` (:class:`mosaik.Jwt` validators, all of which must
+        pass) admits only members holding valid tickets, checked on both sides
+        of every bond (30403) and again when a member's entry changes or its
+        ticket expires. The validators' signatures are part of the group id, so
+        every member, in Python or Rust, must require the same ones."""
         _checks.check_str("key", key)
         _checks.check_instance("machine", machine, StateMachine, "a mosaik.StateMachine")
         _checks.check_instance("consensus", consensus, ConsensusConfig, "mosaik.ConsensusConfig")
-        if list(require_ticket):
-            raise ValueError("require_ticket: ticket validators are not available yet")
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             raise RuntimeError("groups.join needs a running event loop") from None
         spec = None if machine is None else (_signature_of(machine), _type_name_of(machine))
         native = self._native.join(
-            key, {"machine": spec, "consensus": consensus or ConsensusConfig()}
+            key,
+            {
+                "machine": spec,
+                "consensus": consensus or ConsensusConfig(),
+                "require_ticket": require_ticket,
+            },
         )
         return Group(native, machine, consensus or ConsensusConfig())

@@ -402,9 +402,15 @@ class Streams:
         max_consumers: int | None = None,
         lagging: Lagging = "disconnect",
         require: Require | None = None,
+        require_ticket: Jwt | Iterable[Jwt] | None = None,
     ) -> Producer:
         """Publishes ``stream``. ``require`` decides which consumers may subscribe
-        (asked once per subscription, with the consumer's :class:`PeerInfo`)."""
+        (asked once per subscription, with the consumer's :class:`PeerInfo`).
+
+        ``require_ticket`` (a :class:`mosaik.Jwt` or several, all of which must
+        pass) admits only consumers holding a valid ticket, refusing the rest
+        with 10403; a subscription ends when its ticket expires or is removed,
+        and a renewed ticket (``discovery.replace_ticket``) keeps it."""
         name = _checks.check_str("stream", stream)
         plan = codecs.plan(codecs.resolve(codec))
         native = self._native.producer(
@@ -417,6 +423,7 @@ class Streams:
                     "max_consumers", max_consumers, minimum=1
                 ),
                 "require": _checks.check_callable("require", require, "a PeerInfo"),
+                "require_ticket": require_ticket,
             },
         )
         return Producer(native, plan, name)
@@ -430,9 +437,14 @@ class Streams:
         overflow: Overflow = "block",
         backoff: Backoff | None = None,
         require: Require | None = None,
+        require_ticket: Jwt | Iterable[Jwt] | None = None,
     ) -> Consumer:
         """Subscribes to every producer of ``stream``. ``require`` decides which
-        producers to follow (asked again whenever a producer's entry changes)."""
+        producers to follow (asked again whenever a producer's entry changes).
+
+        ``require_ticket`` follows only producers holding a valid ticket,
+        checked again whenever a producer's entry changes and when its ticket
+        expires."""
         name = _checks.check_str("stream", stream)
         plan = codecs.plan(codecs.resolve(codec))
         native = self._native.consumer(
@@ -443,6 +455,7 @@ class Streams:
                 "overflow": _checks.check_choice("overflow", overflow),
                 "backoff": _checks.check_instance("backoff", backoff, Backoff, "mosaik.Backoff"),
                 "require": _checks.check_callable("require", require, "a PeerInfo"),
+                "require_ticket": require_ticket,
             },
         )
         return Consumer(native, plan, name)

@@ -27,6 +27,7 @@ use crate::{
     errors::{Closed, py_err},
     node::check_open,
     runtime,
+    tickets::validators_from,
 };
 
 /// A `mosaik.ConsensusConfig`, read by attribute name.
@@ -84,6 +85,7 @@ pub struct GroupOptions {
     /// The machine's signature (32 bytes) and Rust type name; `None` for NoOp.
     machine: Option<([u8; 32], String)>,
     consensus: ConsensusOptions,
+    require_ticket: Py<PyAny>,
 }
 
 /// The core's defaults, as `mosaik.ConsensusConfig` shows them.
@@ -125,7 +127,7 @@ impl PyGroups {
     }
 
     /// Starts a member of the group of `key` (mosaik's `from_secret` rule).
-    fn join(&self, key: &str, options: GroupOptions) -> PyResult<PyGroup> {
+    fn join(&self, py: Python<'_>, key: &str, options: GroupOptions) -> PyResult<PyGroup> {
         check_open(&self.node)?;
         let (machine, external_machine) = match options.machine {
             Some((signature, type_name)) => (
@@ -137,6 +139,7 @@ impl PyGroups {
             ),
             None => (MachineSpec::noop(), false),
         };
+        let tickets = validators_from(options.require_ticket.bind(py), "require_ticket")?;
         let options = JoinOptions {
             key: GroupKey::from_secret(key),
             machine,
@@ -144,7 +147,7 @@ impl PyGroups {
             replay: ReplayConfig::default(),
             rules: SafetyRules::default(),
             external_machine,
-            tickets: Validators::from([]),
+            tickets: Validators::from(tickets),
         };
         let group = runtime::entered(|| self.node.groups().join(options))?.map_err(py_err)?;
         Ok(PyGroup {

@@ -1,12 +1,14 @@
 //! `node.streams` for Python: makes producers (`producer.rs`) and consumers
 //! (`consumer.rs`) from the options dicts `mosaik/streams.py` passes, and
-//! turns a Python predicate into the core's `Require`.
+//! turns a Python predicate into the core's `Require` and `require_ticket`
+//! into its ticket validators.
 
 use std::sync::Arc;
 
 use mosaik_core::{
     Digest, Node,
     streams::{ConsumerConfig, ProducerConfig, Require, datum::DatumLayout},
+    tickets::Validators,
 };
 use pyo3::prelude::*;
 use tracing::warn;
@@ -17,7 +19,7 @@ use crate::{
     errors::py_err,
     node::check_open,
     producer::PyProducer,
-    runtime,
+    runtime, tickets,
 };
 
 /// What `net.streams.producer(...)` passes besides the stream name.
@@ -29,6 +31,7 @@ pub struct ProducerOptions {
     lagging: String,
     max_consumers: Option<usize>,
     require: Option<Py<PyAny>>,
+    require_ticket: Py<PyAny>,
 }
 
 /// What `net.streams.consumer(...)` passes besides the stream name.
@@ -40,6 +43,7 @@ pub struct ConsumerOptions {
     overflow: String,
     backoff: Option<BackoffOptions>,
     require: Option<Py<PyAny>>,
+    require_ticket: Py<PyAny>,
 }
 
 /// A Python callable taking a `PeerInfo`. It runs on a blocking thread; an
@@ -76,8 +80,15 @@ impl ProducerOptions {
         config.lagging = convert::lagging(&self.lagging)?;
         config.max_consumers = self.max_consumers.unwrap_or(config.max_consumers);
         config.require = self.require.map(require_from);
+        config.tickets = ticket_validators(&self.require_ticket)?;
         Ok((config, convert::layout(&self.layout)?))
     }
+}
+
+/// The `require_ticket` option as the core's validator list.
+fn ticket_validators(require_ticket: &Py<PyAny>) -> PyResult<Validators> {
+    Python::attach(|py| tickets::validators_from(require_ticket.bind(py), "require_ticket"))
+        .map(Validators::from)
 }
 
 impl ConsumerOptions {
@@ -89,6 +100,7 @@ impl ConsumerOptions {
             config.backoff = backoff.into_config()?;
         }
         config.require = self.require.map(require_from);
+        config.tickets = ticket_validators(&self.require_ticket)?;
         Ok((config, convert::layout(&self.layout)?))
     }
 }
