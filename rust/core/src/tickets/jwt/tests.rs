@@ -294,3 +294,20 @@ fn garbage_never_panics() {
         assert!(v.validate_at(garbage.as_bytes(), PEER, T0).is_err(), "{garbage}");
     }
 }
+
+#[test]
+fn expires_in_counts_from_the_precise_time_of_issue() {
+    let request = TokenRequest {
+        expires: Expiry::In(Duration::from_millis(1500)),
+        ..TokenRequest::for_subject(PEER)
+    };
+    let before = chrono::Utc::now().timestamp();
+    let token = JwtIssuer::new(hs256()).issue(&request).unwrap();
+    let now = chrono::Utc::now().timestamp().cast_unsigned();
+    let exp = validator()
+        .validate_at(token.as_bytes(), PEER, now)
+        .unwrap()
+        .unix_seconds()
+        .unwrap();
+    assert!((before + 1..=before + 3).contains(&exp), "{exp} vs {before}");
+}
