@@ -194,6 +194,8 @@ def test_bad_arguments_raise_naming_the_argument() -> None:
         (lambda: mosaik.Jwt.hs256(SECRET, issuers="auth"), TypeError, "issuers: expected"),
         (lambda: mosaik.Jwt.hs256(SECRET, issuers=[1]), TypeError, "issuers item: expected str"),
         (lambda: mosaik.Jwt.hs256(SECRET, max_age=-1), ValueError, "max_age: must be"),
+        (lambda: mosaik.Jwt.hs256(SECRET, max_age=1e30), ValueError, "max_age: too long"),
+        (lambda: issuer.issue(subject=PEER, expires_in=1e30), ValueError, "expires_in: too long"),
         (lambda: mosaik.Jwt.hs256(SECRET, max_lifetime="1"), TypeError, "max_lifetime: expected"),
         (lambda: mosaik.Jwt.hs256(SECRET, claims=[1]), TypeError, "claims: expected a mapping"),
         (lambda: mosaik.Jwt.hs256(SECRET, claims={"x": object()}), TypeError, "claims"),

@@ -82,8 +82,9 @@ fn str_list_arg(argument: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Ve
         .collect()
 }
 
-/// A non-negative, finite number of seconds (an int or a float, not a bool).
-fn seconds_arg(argument: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+/// A non-negative, finite number of seconds (an int or a float, not a
+/// bool) that fits a duration.
+fn seconds_arg(argument: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
     if value.is_instance_of::<PyBool>()
         || !(value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>())
     {
@@ -96,13 +97,14 @@ fn seconds_arg(argument: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
             format!("must be a finite number >= 0 of seconds, got {seconds}"),
         ));
     }
-    Ok(seconds)
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| value_error(argument, format!("too long: {seconds} seconds")))
 }
 
 fn optional_duration_arg(argument: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     value
         .filter(|v| !v.is_none())
-        .map(|v| seconds_arg(argument, v).map(Duration::from_secs_f64))
+        .map(|v| seconds_arg(argument, v))
         .transpose()
 }
 
@@ -730,7 +732,7 @@ impl PyJwtIssuer {
                     "give expires_in or expires_at, not both",
                 ));
             }
-            (Some(after), None) => Expiry::In(Duration::from_secs_f64(seconds_arg("expires_in", after)?)),
+            (Some(after), None) => Expiry::In(seconds_arg("expires_in", after)?),
             (None, Some(at)) => Expiry::At(instant_arg("expires_at", at)?),
             (None, None) => Expiry::Never,
         };
