@@ -13,7 +13,7 @@ import os
 from importlib import metadata
 
 from . import _mosaik
-from ._mosaik import PROTOCOL_VERSION, id_of
+from ._mosaik import PROTOCOL_VERSION, Jwt, JwtIssuer, id_of
 from .discovery import DiscoveryConfig, DiscoveryEvent, PeerInfo, TicketInfo
 from .errors import (
     Closed,
@@ -45,6 +45,8 @@ __all__ = [
     "StateMachine",
     "ApplyContext",
     "ConsensusConfig",
+    "Jwt",
+    "JwtIssuer",
     "id_of",
     "set_log_level",
     "PROTOCOL_VERSION",

@@ -1,6 +1,7 @@
 # Stubs for the native module; checked against the built module by
 # `python -m mypy.stubtest mosaik._mosaik` in the test suite.
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, Literal, Protocol, TypedDict, final
 
 __all__ = [
@@ -31,11 +32,14 @@ __all__ = [
     "Group",
     "GroupStatus",
     "QueryWork",
+    "Jwt",
+    "JwtIssuer",
     "id_of",
     "encode_datum",
     "decode_datum",
     "encode_value",
     "decode_value",
+    "_ticket_signatures",
     "_shutdown",
     "_inflight",
     "_alive_tasks",
@@ -385,11 +389,213 @@ class Group:
     ) -> Awaitable[list[tuple[int, int, bytes]] | QueryWork]: ...
     def close(self) -> Awaitable[None]: ...
 
+_BytesLike = bytes | bytearray | memoryview
+_JwtAlgorithm = Literal["HS256", "HS384", "HS512", "ES256", "ES384", "ES512", "EdDSA"]
+
+@final
+class Jwt:
+    """Validates JWT tickets as mosaik's ``Jwt`` does (collections spec B.2).
+
+    A token passes when its ``alg`` names a configured key that verifies it,
+    ``sub`` is the bearer's peer id (or ``subject``), it is not expired
+    (``exp`` is required unless ``allow_non_expiring``) nor early (``nbf``),
+    ``iss``/``aud`` are among ``issuers``/``audiences`` when those are given,
+    ``exp`` is at most ``max_lifetime`` seconds away, ``iat`` at most
+    ``max_age`` seconds ago, and every claim of ``claims`` is equal in the
+    token. Durations count whole seconds, as in mosaik.
+    """
+
+    def __new__(
+        cls,
+        keys: Iterable[tuple[_JwtAlgorithm, _BytesLike]],
+        *,
+        issuers: Iterable[str] | None = None,
+        audiences: Iterable[str] | None = None,
+        subject: str | None = None,
+        allow_non_expiring: bool = False,
+        max_lifetime: float | None = None,
+        max_age: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> Jwt:
+        """A validator with several keys (rotation): each ``(algorithm, key)``
+        whose algorithm is a token's ``alg`` is tried."""
+    @staticmethod
+    def hs256(
+        key: _BytesLike,
+        *,
+        issuers: Iterable[str] | None = None,
+        audiences: Iterable[str] | None = None,
+        subject: str | None = None,
+        allow_non_expiring: bool = False,
+        max_lifetime: float | None = None,
+        max_age: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> Jwt:
+        """A validator whose key is the 32-byte HMAC secret."""
+    @staticmethod
+    def hs384(
+        key: _BytesLike,
+        *,
+        issuers: Iterable[str] | None = None,
+        audiences: Iterable[str] | None = None,
+        subject: str | None = None,
+        allow_non_expiring: bool = False,
+        max_lifetime: float | None = None,
+        max_age: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> Jwt:
+        """A validator whose key is the 48-byte HMAC secret."""
+    @staticmethod
+    def hs512(
+        key: _BytesLike,
+        *,
+        issuers: Iterable[str] | None = None,
+        audiences: Iterable[str] | None = None,
+        subject: str | None = None,
+        allow_non_expiring: bool = False,
+        max_lifetime: float | None = None,
+        max_age: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> Jwt:
+        """A validator whose key is the 64-byte HMAC secret."""
+    @staticmethod
+    def es256(
+        key: _BytesLike,
+        *,
+        issuers: Iterable[str] | None = None,
+        audiences: Iterable[str] | None = None,
+        subject: str | None = None,
+        allow_non_expiring: bool = False,
+        max_lifetime: float | None = None,
+        max_age: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> Jwt:
+        """A validator whose key is a 33-byte compressed P-256 public key."""
+    @staticmethod
+    def es384(
+        key: _BytesLike,
+        *,
+        issuers: Iterable[str] | None = None,
+        audiences: Iterable[str] | None = None,
+        subject: str | None = None,
+        allow_non_expiring: bool = False,
+        max_lifetime: float | None = None,
+        max_age: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> Jwt:
+        """A validator whose key is a 49-byte compressed P-384 public key."""
+    @staticmethod
+    def es512(
+        key: _BytesLike,
+        *,
+        issuers: Iterable[str] | None = None,
+        audiences: Iterable[str] | None = None,
+        subject: str | None = None,
+        allow_non_expiring: bool = False,
+        max_lifetime: float | None = None,
+        max_age: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> Jwt:
+        """A validator whose key is a 67-byte compressed P-521 public key."""
+    @staticmethod
+    def eddsa(
+        key: _BytesLike,
+        *,
+        issuers: Iterable[str] | None = None,
+        audiences: Iterable[str] | None = None,
+        subject: str | None = None,
+        allow_non_expiring: bool = False,
+        max_lifetime: float | None = None,
+        max_age: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> Jwt:
+        """A validator whose key is a 32-byte Ed25519 public key."""
+    @property
+    def signature(self) -> str:
+        """mosaik's validator signature (64 hex), part of a gated group's id."""
+    @property
+    def class_id(self) -> str:
+        """The ticket class read (``mosaik.tickets.jwt.v1``), 64 hex."""
+    @property
+    def algorithms(self) -> list[str]:
+        """The algorithm of each key, in order."""
+    def validate(self, token: str, peer_id: str) -> float | None:
+        """The expiry (seconds since the epoch, ``None`` for never) of
+        ``token`` held by ``peer_id``; ``ValueError`` with the reason if refused."""
+
+@final
+class JwtIssuer:
+    """Signs JWT tickets as mosaik's ``JwtTicketBuilder`` does."""
+
+    @staticmethod
+    def hs256(secret: _BytesLike, *, issuer: str | None = None) -> JwtIssuer:
+        """An issuer signing with a 32-byte HMAC secret; ``issuer`` sets ``iss``."""
+    @staticmethod
+    def hs384(secret: _BytesLike, *, issuer: str | None = None) -> JwtIssuer:
+        """An issuer signing with a 48-byte HMAC secret; ``issuer`` sets ``iss``."""
+    @staticmethod
+    def hs512(secret: _BytesLike, *, issuer: str | None = None) -> JwtIssuer:
+        """An issuer signing with a 64-byte HMAC secret; ``issuer`` sets ``iss``."""
+    @staticmethod
+    def es256(private_key: _BytesLike, *, issuer: str | None = None) -> JwtIssuer:
+        """An issuer signing with a 32-byte P-256 private key; ``issuer`` sets ``iss``."""
+    @staticmethod
+    def es384(private_key: _BytesLike, *, issuer: str | None = None) -> JwtIssuer:
+        """An issuer signing with a 48-byte P-384 private key; ``issuer`` sets ``iss``."""
+    @staticmethod
+    def es512(private_key: _BytesLike, *, issuer: str | None = None) -> JwtIssuer:
+        """An issuer signing with a 66-byte P-521 private key; ``issuer`` sets ``iss``."""
+    @staticmethod
+    def eddsa(private_key: _BytesLike, *, issuer: str | None = None) -> JwtIssuer:
+        """An issuer signing with a 32-byte Ed25519 seed; ``issuer`` sets ``iss``."""
+    @staticmethod
+    def generate(algorithm: _JwtAlgorithm, *, issuer: str | None = None) -> JwtIssuer:
+        """An issuer with a fresh random key (keep ``private_key``)."""
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def issuer(self) -> str | None: ...
+    @property
+    def public_key(self) -> bytes | None:
+        """The compressed SEC1 point (ES*) or Ed25519 public key a validator
+        needs; ``None`` for HMAC (the secret is shared)."""
+    @property
+    def private_key(self) -> bytes:
+        """The signing key as the constructor takes it."""
+    def validator(
+        self,
+        *,
+        issuers: Iterable[str] | None = None,
+        audiences: Iterable[str] | None = None,
+        subject: str | None = None,
+        allow_non_expiring: bool = False,
+        max_lifetime: float | None = None,
+        max_age: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> Jwt:
+        """A validator accepting this issuer's tokens."""
+    def issue(
+        self,
+        *,
+        subject: str,
+        expires_in: float | None = None,
+        expires_at: datetime | int | None = None,
+        not_before: datetime | int | None = None,
+        issued_at: datetime | int | None = None,
+        audience: str | None = None,
+        jwt_id: str | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A compact token for ``subject`` (normally the bearer's peer id).
+        Without ``expires_in``/``expires_at`` it never expires; ``issued_at``
+        defaults to now; ``claims`` are private claims (JSON values)."""
+
 def id_of(name: str) -> bytes: ...
 def encode_datum(layout: _Layout, datum: Any) -> bytes: ...
 def decode_datum(layout: _Layout, payload: bytes) -> Any: ...
 def encode_value(type_name: str, value: Any) -> bytes: ...
 def decode_value(type_name: str, encoded: bytes) -> Any: ...
+def _ticket_signatures(require_ticket: Any) -> list[str]: ...
 def _shutdown() -> None: ...
 def _inflight() -> int: ...
 def _alive_tasks() -> int: ...

@@ -9,7 +9,7 @@
 //! are deterministic: the same request at the same second gives the same
 //! token as mosaik. ES512 signs with a random nonce, in mosaik too.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{borrow::Cow, collections::BTreeMap, time::Duration};
 
 use chrono::Utc;
 use iroh::EndpointId;
@@ -28,7 +28,7 @@ pub enum Expiry {
     Never,
     /// `exp` at this many seconds since the epoch.
     At(Seconds),
-    /// `exp` this long after the time of issue (whole seconds).
+    /// `exp` this long after the time of issue.
     In(Duration),
 }
 
@@ -98,9 +98,20 @@ impl JwtIssuer {
         self.issuer.as_deref()
     }
 
-    /// A token for `request`, issued now.
+    /// A token for `request`, issued now. As mosaik's `expires_in`
+    /// (0.3.17+), an `Expiry::In` counts from the precise current time and
+    /// `exp` keeps the whole seconds of the sum.
     pub fn issue(&self, request: &TokenRequest) -> Result<String, RegisteredClaimName> {
-        self.issue_at(request, Utc::now().timestamp().cast_unsigned())
+        let now = Utc::now();
+        let mut request = Cow::Borrowed(request);
+        if let Expiry::In(after) = request.expires {
+            let at = chrono::Duration::from_std(after)
+                .ok()
+                .and_then(|after| now.checked_add_signed(after))
+                .map_or(Seconds::MAX, |at| at.timestamp().cast_unsigned());
+            request.to_mut().expires = Expiry::At(at);
+        }
+        self.issue_at(&request, now.timestamp().cast_unsigned())
     }
 
     /// A token for `request` as if issued at `now` (seconds since the epoch).

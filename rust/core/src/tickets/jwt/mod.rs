@@ -15,6 +15,8 @@ mod token;
 mod validator;
 
 #[cfg(test)]
+mod refusals;
+#[cfg(test)]
 mod tests;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
