@@ -3,10 +3,14 @@ peers, and (with a validator) gating streams and groups."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 import mosaik
 from test_discovery import next_event
+from waiting import until
 
 JWT_CLASS_ID = "4586eafab50d29f2ad5212e08f84d0a789cd6a565ce8d344652b1b7b60973d8c"
 
@@ -63,3 +67,100 @@ async def test_bad_tickets_are_refused_with_the_argument_named() -> None:
         with pytest.raises(ValueError, match="ticket_id"):
             await net.discovery.remove_ticket("not-an-id")
         assert net.discovery.me().tickets == ()
+
+
+SECRET = bytes(range(32))
+
+
+async def test_a_gated_producer_serves_ticket_holders_until_the_ticket_expires() -> None:
+    issuer = mosaik.JwtIssuer.hs256(SECRET, issuer="my-app")
+    jwt = mosaik.Jwt.hs256(SECRET, issuers=("my-app",), claims={"role": "reader"})
+    async with (
+        mosaik.Network.create("tickets-stream", local=True) as a,
+        mosaik.Network.create("tickets-stream", local=True, bootstrap=[a.address]) as b,
+    ):
+        producer = a.streams.producer("orders", codec="str", require_ticket=jwt)
+        # Right key and subject, but the claim the producer requires is missing.
+        wrong = issuer.issue(subject=b.peer_id, expires_in=60)
+        wrong_id = await b.discovery.add_ticket(wrong)
+        consumer = b.streams.consumer("orders", codec="str")
+        await until(
+            lambda: any(wrong_id in {t.id for t in p.tickets} for p in a.discovery.peers()),
+            what="the producer sees the ticket",
+        )
+        assert not producer.is_online
+
+        # A valid ticket: the consumer tries again on its own entry change.
+        expires_in = 3
+        token = issuer.issue(subject=b.peer_id, expires_in=expires_in, claims={"role": "reader"})
+        issued = time.time()
+        await b.discovery.replace_ticket(token)
+        await asyncio.wait_for(producer.when.subscribed(), 10)
+        await producer.send("welcome")
+        assert await asyncio.wait_for(consumer.recv(), 10) == "welcome"
+
+        # The ticket's exp is whole seconds: the subscription ends within a
+        # second of it, not before.
+        expiry = int(issued) + expires_in
+        await until(lambda: not producer.consumers, timeout=expires_in + 5, what="expiry")
+        ended = time.time()
+        assert expiry - 0.05 <= ended < expiry + 1.0, (ended, expiry)
+
+
+async def test_members_without_a_valid_ticket_never_bond() -> None:
+    issuer = mosaik.JwtIssuer.generate("EdDSA", issuer="ops")
+    public_key = issuer.public_key
+    assert public_key is not None
+    jwt = mosaik.Jwt.eddsa(public_key, issuers=("ops",))
+    fast = mosaik.ConsensusConfig(
+        bootstrap_delay=0.3, election_timeout=0.6, election_timeout_jitter=0.3
+    )
+    async with mosaik.Network.create("tickets-group", local=True) as a:
+        async with (
+            mosaik.Network.create("tickets-group", local=True, bootstrap=[a.address]) as b,
+            mosaik.Network.create("tickets-group", local=True, bootstrap=[a.address]) as outsider,
+        ):
+            for net in (a, b):
+                await net.discovery.add_ticket(issuer.issue(subject=net.peer_id, expires_in=600))
+            # The outsider holds a token for someone else.
+            await outsider.discovery.add_ticket(issuer.issue(subject=a.peer_id, expires_in=600))
+            await asyncio.wait_for(
+                asyncio.gather(*(n.discovery.wait_for_peers(2) for n in (a, b, outsider))), 10
+            )
+            members = [
+                n.groups.join("team", consensus=fast, require_ticket=[jwt])
+                for n in (a, b, outsider)
+            ]
+            open_group = a.groups.join("team", consensus=fast)
+            try:
+                assert len({g.group_id for g in members}) == 1
+                assert open_group.group_id != members[0].group_id
+                await asyncio.wait_for(asyncio.gather(*(g.when.online() for g in members[:2])), 15)
+                await members[0].execute(None)
+                await until(
+                    lambda: (
+                        a.groups.rejections.get("not_allowed", 0)
+                        + b.groups.rejections.get("not_allowed", 0)
+                        >= 1
+                    ),
+                    timeout=10,
+                    what="the outsider refused",
+                )
+                assert members[2].bonds == []
+                assert sorted(members[0].bonds + members[1].bonds) == sorted([a.peer_id, b.peer_id])
+            finally:
+                for group in (*members, open_group):
+                    await group.close()
+
+
+def test_require_ticket_takes_only_validators() -> None:
+    async def check() -> None:
+        async with mosaik.Network.create("tickets-args", local=True) as net:
+            with pytest.raises(TypeError, match="require_ticket"):
+                net.streams.producer("s", require_ticket="secret")  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="require_ticket"):
+                net.streams.consumer("s", require_ticket=[object()])  # type: ignore[list-item]
+            with pytest.raises(TypeError, match="require_ticket"):
+                net.groups.join("k", require_ticket=42)  # type: ignore[arg-type]
+
+    asyncio.run(check())

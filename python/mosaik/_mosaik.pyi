@@ -195,7 +195,7 @@ class _ProducerOptions(TypedDict):
     lagging: _Lagging
     max_consumers: int | None
     require: Callable[[PeerInfo], bool] | None
-    require_ticket: object
+    require_ticket: Jwt | Iterable[Jwt] | None
 
 class _ConsumerOptions(TypedDict):
     layout: _Layout
@@ -203,7 +203,7 @@ class _ConsumerOptions(TypedDict):
     overflow: _Overflow
     backoff: _BackoffSettings | None
     require: Callable[[PeerInfo], bool] | None
-    require_ticket: object
+    require_ticket: Jwt | Iterable[Jwt] | None
 
 class _ConsensusSettings(Protocol):
     """What ``_GroupOptions.consensus`` must have (``mosaik.ConsensusConfig``)."""
@@ -235,8 +235,7 @@ class _GroupOptions(TypedDict):
     #: (signature, Rust type name) of a Python machine; None for NoOp.
     machine: tuple[bytes, str] | None
     consensus: _ConsensusSettings
-    #: a Jwt, an iterable of Jwt or None (checked by the binding).
-    require_ticket: object
+    require_ticket: Jwt | Iterable[Jwt] | None
 
 @final
 class Node:

@@ -28,6 +28,7 @@ from .errors import Closed, DecodeError, Offline, OutcomeUnknown
 if TYPE_CHECKING:
     from ._mosaik import Group as NativeGroup
     from ._mosaik import Groups as NativeGroups
+    from ._mosaik import Jwt
 
 __all__ = ["ApplyContext", "ConsensusConfig", "Group", "Groups", "StateMachine"]
 

@@ -18,7 +18,7 @@ from ._mosaik import DEFAULTS, ChannelInfo, PeerInfo, Stats
 from .errors import Closed, DecodeError, Empty, MosaikError
 
 if TYPE_CHECKING:
-    from ._mosaik import Batch
+    from ._mosaik import Batch, Jwt
     from ._mosaik import Consumer as NativeConsumer
     from ._mosaik import Producer as NativeProducer
     from ._mosaik import Streams as NativeStreams

@@ -5,8 +5,10 @@
 //! into the consumer's [`DeliveryQueue`](super::queue::DeliveryQueue) as
 //! the runs the link cut them into, everything that has arrived at once.
 //! How it reacts to a closed link follows mosaik: 401 → catalog sync, then
-//! retry; 10403, 204, 10404, 101, a datum the reader cannot decode and local
-//! cancellation end it; anything else retries under the backoff.
+//! retry; 10403 → catalog sync (the producer may hold an older entry of ours
+//! than the ticket we just added), then one more try; 204, 10404, 101, a
+//! datum the reader cannot decode and local cancellation end it; anything
+//! else retries under the backoff.
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -38,6 +40,8 @@ enum Ending {
     Terminal,
     /// The producer does not know us yet: sync catalogs, then retry.
     UnknownPeer,
+    /// Refused (10403): our tickets or entry did not pass.
+    NotAllowed,
     Retry,
 }
 
@@ -45,9 +49,9 @@ fn classify(error: &LinkError) -> Ending {
     debug!(%error, "subscription link ended");
     match error.remote_code().and_then(CloseReason::from_code) {
         Some(CloseReason::UnknownPeer) => Ending::UnknownPeer,
+        Some(CloseReason::NotAllowed) => Ending::NotAllowed,
         Some(
-            CloseReason::NotAllowed
-            | CloseReason::GracefulShutdown
+            CloseReason::GracefulShutdown
             | CloseReason::StreamNotFound
             | CloseReason::DifferentNetwork,
         ) => Ending::Terminal,
@@ -67,6 +71,7 @@ pub(super) async fn receive(shared: Arc<Shared>, addr: EndpointAddr, cancel: Can
     let stop = guard.channel().cancel_token().clone();
     let mut backoff = Backoff::new(shared.config.backoff.clone());
     let mut first = true;
+    let mut pushed_after_refusal = false;
     loop {
         if !first {
             let Some(delay) = backoff.next_delay() else {
@@ -88,8 +93,13 @@ pub(super) async fn receive(shared: Arc<Shared>, addr: EndpointAddr, cancel: Can
         guard.connecting();
         match ending {
             Ending::Terminal => return,
+            // The producer judged the entry of ours it had, which may be
+            // older than a ticket we just added: hand it ours once and ask
+            // again; a second refusal is final (until an entry changes).
+            Ending::NotAllowed if pushed_after_refusal => return,
             Ending::Retry => {}
-            Ending::UnknownPeer => {
+            Ending::NotAllowed | Ending::UnknownPeer => {
+                pushed_after_refusal |= matches!(ending, Ending::NotAllowed);
                 let synced = tokio::select! {
                     _ = stop.cancelled() => return,
                     synced = shared.discovery.sync_with(addr) => synced,

@@ -5,8 +5,8 @@
 //! cancels receivers whose producer left, went stale, stopped passing (a
 //! changed entry, an expired ticket) or restarted (a new receiver
 //! then dials the new run at once). A receiver that ended for good is tried
-//! again only once its producer's entry changes (a restart, a re-announce),
-//! so a gone stream is not dialled in a loop. It wakes on discovery events
+//! again only once its producer's entry changes (a restart, a re-announce)
+//! or ours does (a ticket added), so a gone stream is not dialled in a loop. It wakes on discovery events
 //! and once a second; when the consumer or the node closes it cancels every
 //! receiver and closes the delivery queue.
 
@@ -36,17 +36,20 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
     let mut events = shared.discovery.subscribe();
     let stop = shared.discovery.cancel_token().clone();
     let mut following: HashMap<EndpointId, Following> = HashMap::new();
-    // Producers whose receiver ended for good, with their entry's version then.
-    let mut ended: HashMap<EndpointId, PeerEntryVersion> = HashMap::new();
+    // Producers whose receiver ended for good, with their entry's version
+    // and ours then: a producer that refused us (10403) may accept us once
+    // our entry changed (a ticket added).
+    let mut ended: HashMap<EndpointId, (PeerEntryVersion, PeerEntryVersion)> = HashMap::new();
     let mut verdicts: HashMap<EndpointId, (PeerEntryVersion, bool)> = HashMap::new();
     let mut tickets = Verdicts::default();
     loop {
+        let ours = shared.discovery.local().version();
         let eligible = eligible_producers(&shared, &mut tickets, &mut verdicts).await;
         following.retain(|id, f| {
             if f.task.is_finished() {
                 // The entry as it is now: only a change after the end earns a retry.
                 let version = eligible.get(id).map_or(f.version, |e| e.entry().version);
-                ended.insert(*id, version);
+                ended.insert(*id, (version, ours));
                 return false;
             }
             // A producer that restarted (a new `started_at`) is dialled
@@ -63,7 +66,7 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
         ended.retain(|id, _| eligible.contains_key(id));
         for (id, entry) in eligible {
             let version = entry.entry().version;
-            if following.contains_key(&id) || ended.get(&id) == Some(&version) {
+            if following.contains_key(&id) || ended.get(&id) == Some(&(version, ours)) {
                 continue;
             }
             let cancel = shared.cancel.child_token();
