@@ -10,6 +10,7 @@ import pytest
 
 import mosaik
 from test_discovery import next_event
+
 from waiting import until
 
 JWT_CLASS_ID = "4586eafab50d29f2ad5212e08f84d0a789cd6a565ce8d344652b1b7b60973d8c"
@@ -146,8 +147,8 @@ async def test_members_without_a_valid_ticket_never_bond() -> None:
                     timeout=10,
                     what="the outsider refused",
                 )
-                assert members[2].bonds == []
-                assert sorted(members[0].bonds + members[1].bonds) == sorted([a.peer_id, b.peer_id])
+                assert members[2].bonds == frozenset()
+                assert members[0].bonds == {b.peer_id} and members[1].bonds == {a.peer_id}
             finally:
                 for group in (*members, open_group):
                     await group.close()

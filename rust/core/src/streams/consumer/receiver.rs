@@ -50,11 +50,9 @@ fn classify(error: &LinkError) -> Ending {
     match error.remote_code().and_then(CloseReason::from_code) {
         Some(CloseReason::UnknownPeer) => Ending::UnknownPeer,
         Some(CloseReason::NotAllowed) => Ending::NotAllowed,
-        Some(
-            CloseReason::GracefulShutdown
-            | CloseReason::StreamNotFound
-            | CloseReason::DifferentNetwork,
-        ) => Ending::Terminal,
+        Some(CloseReason::GracefulShutdown | CloseReason::StreamNotFound | CloseReason::DifferentNetwork) => {
+            Ending::Terminal
+        }
         _ if matches!(error, LinkError::Decode(_) | LinkError::ClosedLocally(_)) => Ending::Terminal,
         _ => Ending::Retry,
     }
