@@ -9,8 +9,8 @@ import time
 import pytest
 
 import mosaik
-from test_discovery import next_event
 
+from test_discovery import next_event
 from waiting import until
 
 JWT_CLASS_ID = "4586eafab50d29f2ad5212e08f84d0a789cd6a565ce8d344652b1b7b60973d8c"

@@ -72,15 +72,16 @@
 //! committed later.
 
 use {
-    crate::wire,
+    crate::{tickets, wire},
     anyhow::{Context, Result, anyhow, bail, ensure},
     futures::FutureExt,
     mosaik::{
         Digest, Network, UniqueId,
         groups::{
-            ApplyContext, ConsensusConfig, Consistency, Group, GroupKey, LogReplaySync, NoOp, StateMachine,
-            StateSync,
+            ApplyContext, ConsensusConfig, Consistency, Group, GroupBuilder, GroupKey, LogReplaySync, NoOp,
+            StateMachine, StateSync, Storage,
         },
+        tickets::Jwt,
     },
     serde_json::{Value, json},
     std::{
@@ -199,6 +200,18 @@ pub struct Registry {
     groups: HashMap<String, AnyGroup>,
 }
 
+/// `builder`, gated by `gate` when the command asked for a validator.
+fn gated<'g, S, M>(builder: GroupBuilder<'g, S, M>, gate: Option<Jwt>) -> GroupBuilder<'g, S, M>
+where
+    S: Storage<M::Command>,
+    M: StateMachine,
+{
+    match gate {
+        Some(jwt) => builder.require_ticket(jwt),
+        None => builder,
+    }
+}
+
 impl Registry {
     /// `group_join`.
     pub fn join(&mut self, network: &Network, cmd: &Value) -> Result<Value> {
@@ -206,22 +219,29 @@ impl Registry {
         let machine = Kind::from_cmd(cmd)?;
         let consensus = consensus_field(cmd)?;
         let builder = network.groups().with_key(key);
+        let gate = tickets::gate(cmd)?;
         let (group, type_name) = match machine {
             Kind::NoOp => (
                 AnyGroup::NoOp(
-                    builder
-                        .with_state_machine(NoOp)
-                        .with_consensus_config(consensus.clone())
-                        .join(),
+                    gated(
+                        builder
+                            .with_state_machine(NoOp)
+                            .with_consensus_config(consensus.clone()),
+                        gate.clone(),
+                    )
+                    .join(),
                 ),
                 std::any::type_name::<NoOp>(),
             ),
             Kind::Counter => (
                 AnyGroup::Counter(
-                    builder
-                        .with_state_machine(Counter::default())
-                        .with_consensus_config(consensus.clone())
-                        .join(),
+                    gated(
+                        builder
+                            .with_state_machine(Counter::default())
+                            .with_consensus_config(consensus.clone()),
+                        gate.clone(),
+                    )
+                    .join(),
                 ),
                 std::any::type_name::<Counter>(),
             ),

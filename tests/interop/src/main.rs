@@ -169,6 +169,8 @@ impl Peer {
             // discovery of the running node
             "info" => Ok(catalog::info(self.node()?)),
             "add_tags" => catalog::change_tags(self.node()?, cmd, true),
+            "add_ticket" => tickets::add_ticket(self.node()?, cmd),
+            "remove_ticket" => tickets::remove_ticket(self.node()?, cmd),
             "remove_tags" => catalog::change_tags(self.node()?, cmd, false),
             "dial" => catalog::dial(self.node()?, cmd).await,
             "wait_peer" => catalog::wait_peer(self.node()?, cmd).await,

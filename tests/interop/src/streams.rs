@@ -40,6 +40,7 @@
 //! `{"peer_id", "state", "datums", "bytes"}`.
 
 use {
+    crate::tickets,
     crate::wire,
     anyhow::{Context, Result, bail, ensure},
     futures::SinkExt,
@@ -50,6 +51,7 @@ use {
             producer::{BuilderError, Error as ProducerError},
             status::{ChannelInfo, When},
         },
+        tickets::Jwt,
     },
     serde_json::{Value, json},
     std::{
@@ -211,8 +213,8 @@ impl Registry {
             );
         }
         let producer = match kind {
-            Kind::String => AnyProducer::String(open_producer(network, explicit)),
-            Kind::Bytes => AnyProducer::Bytes(open_producer(network, explicit)),
+            Kind::String => AnyProducer::String(open_producer(network, explicit, tickets::gate(cmd)?)),
+            Kind::Bytes => AnyProducer::Bytes(open_producer(network, explicit, tickets::gate(cmd)?)),
         };
         self.sink_kinds.insert(key.clone(), kind);
         self.producers.insert(key.clone(), producer);
@@ -260,8 +262,8 @@ impl Registry {
             "a consumer for stream {key} already exists"
         );
         let collector = match kind {
-            Kind::String => Collector::spawn::<String>(network, explicit),
-            Kind::Bytes => Collector::spawn::<Vec<u8>>(network, explicit),
+            Kind::String => Collector::spawn::<String>(network, explicit, tickets::gate(cmd)?),
+            Kind::Bytes => Collector::spawn::<Vec<u8>>(network, explicit, tickets::gate(cmd)?),
         };
         self.consumers.insert(key.clone(), collector);
         Ok(json!({ "stream_id": key }))
@@ -322,11 +324,19 @@ impl Registry {
 impl Collector {
     /// Builds the mosaik consumer (`streams().consume::<D>()`, or a builder
     /// `with_stream_id` for an explicit stream) and starts collecting.
-    fn spawn<D: Item>(network: &Network, explicit: Option<StreamId>) -> Self {
+    fn spawn<D: Item>(network: &Network, explicit: Option<StreamId>, gate: Option<Jwt>) -> Self {
         let streams = network.streams();
-        let consumer: Consumer<D> = match explicit {
-            None => streams.consume::<D>(),
-            Some(stream_id) => streams.consumer::<D>().with_stream_id(stream_id).build(),
+        let consumer: Consumer<D> = if explicit.is_none() && gate.is_none() {
+            streams.consume::<D>()
+        } else {
+            let mut builder = streams.consumer::<D>();
+            if let Some(stream_id) = explicit {
+                builder = builder.with_stream_id(stream_id);
+            }
+            if let Some(jwt) = gate {
+                builder = builder.require_ticket(jwt);
+            }
+            builder.build()
         };
         let when = consumer.when().clone();
         let inbox = watch::Sender::new(Inbox::default());
@@ -393,12 +403,19 @@ fn explicit_stream(cmd: &Value) -> Result<Option<StreamId>> {
 
 /// `streams().produce::<D>()` for the default stream id, else a builder
 /// `with_stream_id`; an existing sink for that id is reused either way.
-fn open_producer<D: Item>(network: &Network, explicit: Option<StreamId>) -> Producer<D> {
+fn open_producer<D: Item>(network: &Network, explicit: Option<StreamId>, gate: Option<Jwt>) -> Producer<D> {
     let streams = network.streams();
-    let Some(stream_id) = explicit else {
+    if explicit.is_none() && gate.is_none() {
         return streams.produce::<D>();
-    };
-    match streams.producer::<D>().with_stream_id(stream_id).build() {
+    }
+    let mut builder = streams.producer::<D>();
+    if let Some(stream_id) = explicit {
+        builder = builder.with_stream_id(stream_id);
+    }
+    if let Some(jwt) = gate {
+        builder = builder.require_ticket(jwt);
+    }
+    match builder.build() {
         Ok(producer) => producer,
         Err(BuilderError::AlreadyExists(existing)) => existing,
     }

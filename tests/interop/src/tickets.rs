@@ -11,6 +11,11 @@
 //!   reason for a refusal.
 //! - `jwt_signature {"config"}` → `signature` (hex).
 //!
+//! - `add_ticket {"token"}` answers `ticket_id`; `remove_ticket
+//!   {"ticket_id"}`: the running node's own JWT tickets.
+//! - `"require_ticket": config` on `produce`, `consume` and `group_join`
+//!   gates them with mosaik's `Jwt` built from that config.
+//!
 //! A `config` is `{"keys": [[alg, hex], ...], "issuers"?: [...],
 //! "audiences"?: [...], "subject"?, "allow_non_expiring"?, "max_lifetime"?:
 //! seconds, "max_age"?: seconds, "claims"?: {name: JSON}}`, applied in
@@ -23,6 +28,7 @@ use {
         EdDsa, EdDsaSigningKey, Es256, Es256SigningKey, Es384, Es384SigningKey, Es512, Es512SigningKey,
         Expiration, Hs256, Hs384, Hs512, Jwt, JwtTicketBuilder, SigningKey, TicketValidator, VerifyingKey,
     },
+    mosaik::{Network, tickets::Ticket},
     serde_json::{Value, json},
     std::time::Duration,
 };
@@ -156,6 +162,33 @@ fn validator(config: &Value) -> Result<Jwt> {
         jwt = jwt.require_claim(name, value);
     }
     Ok(jwt)
+}
+
+/// The validator a `produce`, `consume` or `group_join` command asks for
+/// with `"require_ticket": config`, if any.
+pub fn gate(cmd: &Value) -> Result<Option<Jwt>> {
+    match cmd.get("require_ticket") {
+        None | Some(Value::Null) => Ok(None),
+        Some(config) => validator(config).map(Some),
+    }
+}
+
+/// `add_ticket {"token"}`: attaches a JWT ticket to the node's entry
+/// (mosaik re-signs and announces it); answers `ticket_id`.
+pub fn add_ticket(network: &Network, cmd: &Value) -> Result<Value> {
+    let token = wire::str_field(cmd, "token")?;
+    let ticket = Ticket::new(Jwt::CLASS, token.as_bytes().to_vec().into());
+    let id = ticket.id();
+    network.discovery().add_ticket(ticket);
+    Ok(json!({ "ticket_id": wire::hex(&id) }))
+}
+
+/// `remove_ticket {"ticket_id"}`.
+pub fn remove_ticket(network: &Network, cmd: &Value) -> Result<Value> {
+    let id = wire::hex_field(cmd, "ticket_id")?;
+    let id: [u8; 32] = id.as_slice().try_into().context("a ticket id is 32 bytes")?;
+    network.discovery().remove_ticket(mosaik::UniqueId::from_bytes(id));
+    Ok(json!({}))
 }
 
 /// `jwt_validate`.
