@@ -105,7 +105,54 @@ async def test_a_gated_producer_serves_ticket_holders_until_the_ticket_expires()
         expiry = int(issued) + expires_in
         await until(lambda: not producer.consumers, timeout=expires_in + 5, what="expiry")
         ended = time.time()
+        assert producer.refusals["ticket_revoked"] == 1
         assert expiry - 0.05 <= ended < expiry + 1.0, (ended, expiry)
+
+
+async def test_a_gated_producer_refuses_every_kind_of_bad_ticket() -> None:
+    issuer = mosaik.JwtIssuer.hs256(SECRET, issuer="my-app")
+    stranger = mosaik.JwtIssuer.hs256(bytes(32), issuer="my-app")
+    jwt = mosaik.Jwt.hs256(SECRET, issuers=("my-app",), claims={"role": "reader"})
+    role = {"role": "reader"}
+    async with (
+        mosaik.Network.create("tickets-refusals", local=True) as a,
+        mosaik.Network.create("tickets-refusals", local=True, bootstrap=[a.address]) as b,
+    ):
+        now = int(time.time())
+        bad = {
+            "signed by another key": stranger.issue(subject=b.peer_id, expires_in=60, claims=role),
+            "expired": issuer.issue(subject=b.peer_id, expires_at=now - 5, claims=role),
+            "not yet valid": issuer.issue(
+                subject=b.peer_id, expires_in=60, not_before=now + 3600, claims=role
+            ),
+            "for another subject": issuer.issue(subject=a.peer_id, expires_in=60, claims=role),
+            "missing the claim": issuer.issue(subject=b.peer_id, expires_in=60),
+            "never expiring": issuer.issue(subject=b.peer_id, claims=role),
+        }
+        producer = a.streams.producer("orders", codec="str", require_ticket=jwt)
+        quick = mosaik.Backoff(initial=0.05, max_delay=0.2)
+        consumer = b.streams.consumer("orders", codec="str", backoff=quick)
+
+        def refused() -> int:
+            return producer.refusals.get("ticket", 0)
+
+        await until(lambda: refused() >= 1, timeout=10, what="a refusal without a ticket")
+        for why, token in bad.items():
+            before = refused()
+            await b.discovery.replace_ticket(token)  # the consumer asks again
+            await until(
+                lambda before=before: refused() > before,  # type: ignore[misc]
+                timeout=10,
+                what=f"a ticket {why} refused",
+            )
+            assert not producer.consumers, why
+        await b.discovery.replace_ticket(
+            issuer.issue(subject=b.peer_id, expires_in=60, claims=role)
+        )
+        await asyncio.wait_for(producer.when.subscribed(), 10)
+        await producer.send("at last")
+        assert await asyncio.wait_for(consumer.recv(), 10) == "at last"
+        assert "ticket_revoked" not in producer.refusals
 
 
 async def test_members_without_a_valid_ticket_never_bond() -> None:

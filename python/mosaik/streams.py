@@ -108,6 +108,10 @@ class Producer(Closing):
     stream_id = Native[str]("The stream's id, 64 hex.")
     is_online = Native[bool]("Whether at least one consumer is subscribed.")
     stats = Native[Stats]("Datums and bytes sent.")
+    refusals = Native[dict[str, int]](
+        "Subscriptions refused (``no_capacity``, ``require``, ``ticket``) or ended "
+        "because a ticket expired or was removed (``ticket_revoked``), by reason."
+    )
     consumers = Native[list[ChannelInfo]](
         "Live subscriptions, connecting or connected.", name="channels"
     )

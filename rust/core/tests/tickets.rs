@@ -113,9 +113,15 @@ async fn until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
 }
 
-/// Until `peer`'s catalog holds `node`'s entry at its current version.
+/// Until `peer`'s catalog holds `node`'s entry at its current version:
+/// a catalog sync carries it at once (gossip may take an announce period
+/// when the topic is young), so the tests here do not lean on gossip.
 async fn until_seen(peer: &Node, node: &Node) {
     let version = node.discovery().local().version();
+    tokio::time::timeout(WAIT, peer.discovery().sync_with(node.addr()))
+        .await
+        .unwrap()
+        .unwrap();
     until("the new entry is seen", WAIT, || {
         peer.discovery()
             .get(&node.peer_id())

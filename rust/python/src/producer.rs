@@ -153,6 +153,12 @@ impl PyProducer {
         Stats::of(self.producer.stats())
     }
 
+    /// Subscriptions refused or ended for access, by reason.
+    #[getter]
+    fn refusals(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.producer.refusals()
+    }
+
     /// Queues `datum` at once if it fits and returns None; otherwise an
     /// awaitable that waits while offline or full. Encoded once either way.
     fn send<'py>(&self, py: Python<'py>, datum: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {

@@ -187,7 +187,9 @@ pub fn add_ticket(network: &Network, cmd: &Value) -> Result<Value> {
 pub fn remove_ticket(network: &Network, cmd: &Value) -> Result<Value> {
     let id = wire::hex_field(cmd, "ticket_id")?;
     let id: [u8; 32] = id.as_slice().try_into().context("a ticket id is 32 bytes")?;
-    network.discovery().remove_ticket(mosaik::UniqueId::from_bytes(id));
+    network
+        .discovery()
+        .remove_ticket(mosaik::UniqueId::from_bytes(id));
     Ok(json!({}))
 }
 

@@ -106,6 +106,21 @@ impl PeerEntry {
         self.address.id
     }
 
+    /// A digest of what others grant access by: our tags and tickets. It
+    /// changes when a ticket or tag is added or removed, not when the entry
+    /// is merely re-signed (every announce and ping reply bumps `version`).
+    pub fn credentials(&self) -> Digest {
+        let mut hasher = blake3::Hasher::new();
+        for tag in &self.tags {
+            hasher.update(tag.as_bytes());
+        }
+        hasher.update(b"|");
+        for id in self.tickets.keys() {
+            hasher.update(id.as_bytes());
+        }
+        Digest::from_bytes(*hasher.finalize().as_bytes())
+    }
+
     /// `blake3(postcard(self))`: the message that gets signed.
     pub fn digest(&self) -> Result<Digest, EncodingError> {
         Ok(Digest::hash(&encoding::encode(self)?))

@@ -18,6 +18,7 @@ pub mod error;
 pub mod handshake;
 pub mod producer;
 pub mod protocol;
+pub mod refusal;
 pub mod require;
 pub mod status;
 

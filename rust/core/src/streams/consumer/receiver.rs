@@ -6,7 +6,8 @@
 //! the runs the link cut them into, everything that has arrived at once.
 //! How it reacts to a closed link follows mosaik: 401 → catalog sync, then
 //! retry; 10403 → catalog sync (the producer may hold an older entry of ours
-//! than the ticket we just added), then one more try; 204, 10404, 101, a
+//! than the ticket we just added), then one more try, final unless our tags
+//! or tickets changed meanwhile; 204, 10404, 101, a
 //! datum the reader cannot decode and local cancellation end it; anything
 //! else retries under the backoff.
 
@@ -20,6 +21,7 @@ use tracing::debug;
 
 use super::{Shared, queue::Arrival};
 use crate::{
+    Digest,
     network::{CLOSE_GRACE, CloseReason, Link, LinkError},
     streams::{
         backoff::Backoff,
@@ -69,7 +71,8 @@ pub(super) async fn receive(shared: Arc<Shared>, addr: EndpointAddr, cancel: Can
     let stop = guard.channel().cancel_token().clone();
     let mut backoff = Backoff::new(shared.config.backoff.clone());
     let mut first = true;
-    let mut pushed_after_refusal = false;
+    // Our credentials as we pushed them after a refusal (10403).
+    let mut judged: Option<Digest> = None;
     loop {
         if !first {
             let Some(delay) = backoff.next_delay() else {
@@ -87,17 +90,20 @@ pub(super) async fn receive(shared: Arc<Shared>, addr: EndpointAddr, cancel: Can
             .get(&peer)
             .map(|e| e.entry().address.clone())
             .unwrap_or(addr.clone());
+        let ours = credentials(&shared);
         let ending = session(&shared, addr.clone(), &guard, &mut backoff, &cancel).await;
         guard.connecting();
         match ending {
             Ending::Terminal => return,
             // The producer judged the entry of ours it had, which may be
-            // older than a ticket we just added: hand it ours once and ask
-            // again; a second refusal is final (until an entry changes).
-            Ending::NotAllowed if pushed_after_refusal => return,
+            // older than a ticket we just added: hand it ours and ask again.
+            // A refusal of the entry we pushed is final (until one changes).
+            Ending::NotAllowed if judged == Some(ours) => return,
             Ending::Retry => {}
             Ending::NotAllowed | Ending::UnknownPeer => {
-                pushed_after_refusal |= matches!(ending, Ending::NotAllowed);
+                if matches!(ending, Ending::NotAllowed) {
+                    judged = Some(credentials(&shared));
+                }
                 let synced = tokio::select! {
                     _ = stop.cancelled() => return,
                     synced = shared.discovery.sync_with(addr) => synced,
@@ -109,6 +115,11 @@ pub(super) async fn receive(shared: Arc<Shared>, addr: EndpointAddr, cancel: Can
             }
         }
     }
+}
+
+/// Our tags and tickets, as a producer judges them.
+fn credentials(shared: &Shared) -> Digest {
+    shared.discovery.local().current().entry().credentials()
 }
 
 async fn session(

@@ -6,7 +6,7 @@
 //! changed entry, an expired ticket) or restarted (a new receiver
 //! then dials the new run at once). A receiver that ended for good is tried
 //! again only once its producer's entry changes (a restart, a re-announce)
-//! or ours does (a ticket added), so a gone stream is not dialled in a loop. It wakes on discovery events
+//! or our tags or tickets do, so a gone stream is not dialled in a loop. It wakes on discovery events
 //! and once a second; when the consumer or the node closes it cancels every
 //! receiver and closes the delivery queue.
 
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Shared, receiver::receive};
 use crate::{
+    Digest,
     discovery::{PeerEntryVersion, SignedPeerEntry},
     tickets::Verdicts,
 };
@@ -27,6 +28,9 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
 struct Following {
     version: PeerEntryVersion,
+    /// Our tags and tickets when the receiver started: the newest the
+    /// producer can have judged us by (a change earns another try).
+    ours: Digest,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -37,19 +41,20 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
     let stop = shared.discovery.cancel_token().clone();
     let mut following: HashMap<EndpointId, Following> = HashMap::new();
     // Producers whose receiver ended for good, with their entry's version
-    // and ours then: a producer that refused us (10403) may accept us once
-    // our entry changed (a ticket added).
-    let mut ended: HashMap<EndpointId, (PeerEntryVersion, PeerEntryVersion)> = HashMap::new();
+    // and our credentials then: a producer that refused us (10403) may
+    // accept us once we hold another ticket or tag.
+    let mut ended: HashMap<EndpointId, (PeerEntryVersion, Digest)> = HashMap::new();
     let mut verdicts: HashMap<EndpointId, (PeerEntryVersion, bool)> = HashMap::new();
     let mut tickets = Verdicts::default();
     loop {
-        let ours = shared.discovery.local().version();
+        let ours = shared.discovery.local().current().entry().credentials();
         let eligible = eligible_producers(&shared, &mut tickets, &mut verdicts).await;
         following.retain(|id, f| {
             if f.task.is_finished() {
-                // The entry as it is now: only a change after the end earns a retry.
+                // The producer's entry as it is now: only a change after the
+                // end earns a retry; ours as the receiver started.
                 let version = eligible.get(id).map_or(f.version, |e| e.entry().version);
-                ended.insert(*id, (version, ours));
+                ended.insert(*id, (version, f.ours));
                 return false;
             }
             // A producer that restarted (a new `started_at`) is dialled
@@ -76,6 +81,7 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
                 id,
                 Following {
                     version,
+                    ours,
                     cancel,
                     task,
                 },

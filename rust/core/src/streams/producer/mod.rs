@@ -22,6 +22,7 @@ pub mod outbox;
 mod sender;
 
 use std::{
+    collections::BTreeMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -35,6 +36,7 @@ use super::{
     datum::{DatumLayout, DatumTooLarge, MAX_DATUM, frames_builder},
     error::StreamsConfigError,
     protocol::StreamsProtocol,
+    refusal::{Refusal, Refusals},
     require::Require,
     status::{Channel, Channels, Stats},
 };
@@ -136,6 +138,8 @@ pub(crate) struct Shared {
     pub(crate) discovery: Discovery,
     channels: Channels,
     stats: Stats,
+    /// Subscriptions refused or ended for access, by reason.
+    pub(crate) refusals: Refusals,
     pub(crate) cancel: CancellationToken,
     outlets: Mutex<Outlets>,
     /// Held while a `send` queues its datums: one send's datums are never
@@ -188,6 +192,7 @@ impl Producer {
             discovery,
             channels: Channels::default(),
             stats: Stats::default(),
+            refusals: Refusals::default(),
             cancel: CancellationToken::new(),
             outlets: Mutex::new(Outlets {
                 list: Vec::new(),
@@ -219,6 +224,12 @@ impl Producer {
 
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
+    }
+
+    /// Subscriptions refused (capacity, `require`, tickets) or ended because
+    /// a ticket expired or was removed, by reason name.
+    pub fn refusals(&self) -> BTreeMap<&'static str, u64> {
+        self.shared.refusals.counts()
     }
 
     pub fn is_closed(&self) -> bool {
@@ -373,7 +384,10 @@ async fn admit(shared: Arc<Shared>, mut subscribe: mpsc::Receiver<Subscribe>) {
                     Some((outbox, stopped)) => {
                         tokio::spawn(run_sender(shared.clone(), link, consumer, outbox, stopped));
                     }
-                    None => link.close(CloseReason::NoCapacity, SUBSCRIPTION_CLOSE_GRACE).await,
+                    None => {
+                        shared.refusals.record(Refusal::NoCapacity);
+                        link.close(CloseReason::NoCapacity, SUBSCRIPTION_CLOSE_GRACE).await;
+                    }
                 }
             }
         }

@@ -19,7 +19,7 @@ use super::{SUBSCRIPTION_CLOSE_GRACE, Shared, outbox::Outbox};
 use crate::{
     discovery::SignedPeerEntry,
     network::{CloseReason, Link, LinkError, frames::FrameRun},
-    streams::{handshake::StartStream, protocol::StreamsProtocol, status::Channel},
+    streams::{handshake::StartStream, protocol::StreamsProtocol, refusal::Refusal, status::Channel},
     tickets::Gate,
 };
 
@@ -42,6 +42,7 @@ pub(super) async fn run_sender(
     let mut gate = match Gate::admit(shared.config.tickets.clone(), &shared.discovery, consumer.entry()) {
         Ok(gate) => gate,
         Err(refusal) => {
+            shared.refusals.record(Refusal::Ticket);
             debug!(peer = %peer.fmt_short(), %refusal, "consumer refused (10403)");
             link.close(CloseReason::NotAllowed, SUBSCRIPTION_CLOSE_GRACE)
                 .await;
@@ -57,6 +58,7 @@ pub(super) async fn run_sender(
             allowed = require.check(consumer) => allowed,
         };
         if !allowed {
+            shared.refusals.record(Refusal::Require);
             debug!(peer = %peer.fmt_short(), "consumer refused by require (10403)");
             link.close(CloseReason::NotAllowed, SUBSCRIPTION_CLOSE_GRACE)
                 .await;
@@ -78,6 +80,7 @@ pub(super) async fn run_sender(
             reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
             _ = connection.closed() => break None,
             refusal = gate.revoked() => {
+                shared.refusals.record(Refusal::TicketRevoked);
                 debug!(peer = %peer.fmt_short(), %refusal, "consumer no longer allowed (10403)");
                 break Some(CloseReason::NotAllowed);
             }
@@ -92,7 +95,10 @@ pub(super) async fn run_sender(
             biased;
             reason = &mut stop => break Some(reason.unwrap_or(CloseReason::Cancelled)),
             _ = connection.closed() => break None,
-            _ = gate.revoked() => break Some(CloseReason::NotAllowed),
+            _ = gate.revoked() => {
+                shared.refusals.record(Refusal::TicketRevoked);
+                break Some(CloseReason::NotAllowed);
+            }
             written = write_runs(&mut link, &channel, &mut runs) => if written.is_err() { break None },
         }
     };
