@@ -362,7 +362,14 @@ async fn members_without_a_valid_ticket_never_bond_and_losing_it_ends_the_bond()
     })
     .await;
     assert_eq!(bonds_of(&groups[2]), 0);
-    assert!(pair.iter().all(|g| g.status().bonds.len() == 1));
+    // (Two members that dial each other at once may both drop the pair as
+    // duplicates and re-dial: wait for the pair rather than sample it.)
+    tokio::time::timeout(
+        WAIT,
+        until_statuses(pair, |s| s.iter().all(|s| s.bonds.len() == 1).then_some(())),
+    )
+    .await
+    .unwrap();
 
     // b loses its ticket: a ends the bond (30403) as soon as it hears.
     let b_ticket = Grants::ticket(b, None).id();
@@ -374,6 +381,100 @@ async fn members_without_a_valid_ticket_never_bond_and_losing_it_ends_the_bond()
     .await
     .unwrap();
     assert!(a.groups().rejections().counts()["not_allowed"] >= 1);
+    for node in nodes {
+        node.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gated_consumer_leaves_a_producer_whose_ticket_expires() {
+    let [holder, reader]: [Node; 2] = nodes("tickets-consumer-expiry", 2).await.try_into().ok().unwrap();
+    let stream = Digest::from_name("quotes");
+    let expiring = Grants::ticket(&holder, Some(Duration::from_secs(2)));
+    let exp_secs: u64 = String::from_utf8(expiring.data.clone())
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    holder.discovery().add_ticket(expiring).await;
+    let producer = holder.streams().producer(ProducerConfig::new(stream)).unwrap();
+    until_seen(&reader, &holder).await;
+    let mut config = ConsumerConfig::new(stream);
+    config.tickets = Grants::required();
+    let consumer = reader.streams().consumer(config).unwrap();
+    tokio::time::timeout(WAIT, consumer.subscribed(1)).await.unwrap();
+    until("the consumer leaves at the expiry", WAIT, || {
+        producer.consumers() == 0
+    })
+    .await;
+    let expired_at = UNIX_EPOCH + Duration::from_secs(exp_secs);
+    let late = SystemTime::now()
+        .duration_since(expired_at)
+        .expect("left before the expiry");
+    assert!(late < Duration::from_secs(1), "left {late:?} after the expiry");
+    for node in [holder, reader] {
+        node.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renewed_ticket_keeps_the_bond_and_an_expired_one_ends_it() {
+    let nodes = nodes("tickets-group-expiry", 2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // a's ticket runs out first, but a renews it; b's runs out later.
+    for (node, lasts) in [(a, 4), (b, 7)] {
+        node.discovery()
+            .add_ticket(Grants::ticket(node, Some(Duration::from_secs(lasts))))
+            .await;
+    }
+    until_seen(a, b).await;
+    until_seen(b, a).await;
+    let groups: Vec<Group> = nodes
+        .iter()
+        .map(|node| node.groups().join(gated("expiring", Grants::required())).unwrap())
+        .collect();
+    tokio::time::timeout(
+        WAIT,
+        until_statuses(&groups, |s| s.iter().all(|s| s.bonds.len() == 1).then_some(())),
+    )
+    .await
+    .unwrap();
+    a.discovery()
+        .replace_ticket(Grants::ticket(a, Some(Duration::from_secs(120))))
+        .await;
+    let b_expiry = b
+        .discovery()
+        .local()
+        .current()
+        .entry()
+        .tickets
+        .values()
+        .next()
+        .unwrap()
+        .data
+        .clone();
+    let exp_secs: u64 = String::from_utf8(b_expiry)
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Ended by a (30403), not a bond lost and re-dialed after a duplicate.
+    until("a ends the bond for b's expired ticket", WAIT, || {
+        a.groups().rejections().counts().contains_key("not_allowed")
+    })
+    .await;
+    let late = SystemTime::now()
+        .duration_since(UNIX_EPOCH + Duration::from_secs(exp_secs))
+        .expect("the bond ended before b's ticket expired");
+    assert!(late < Duration::from_secs(1), "ended {late:?} after the expiry");
+    until("both members lost the bond", WAIT, || {
+        groups.iter().all(|g| g.status().bonds.is_empty())
+    })
+    .await;
     for node in nodes {
         node.close().await;
     }
