@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mosaik_core::{
-    Digest, Node, NodeConfig,
     groups::{ConsensusConfig, Group, GroupKey, JoinOptions, MachineSpec, ReplayConfig, SafetyRules},
     tickets::Validators,
 };
 
-use common::{WAIT, until_statuses};
+use common::{WAIT, nodes, until_statuses};
 
 fn fast() -> ConsensusConfig {
     ConsensusConfig {
@@ -33,24 +32,6 @@ fn noop(key: &str, consensus: ConsensusConfig) -> JoinOptions {
         external_machine: false,
         tickets: Validators::from([]),
     }
-}
-
-async fn nodes(network: &str, n: usize) -> Vec<Node> {
-    let first = Node::spawn(NodeConfig::local(Digest::from_name(network)))
-        .await
-        .unwrap();
-    let mut nodes = vec![first];
-    for _ in 1..n {
-        let mut config = NodeConfig::local(Digest::from_name(network));
-        config.bootstrap = vec![nodes[0].addr()];
-        nodes.push(Node::spawn(config).await.unwrap());
-    }
-    for node in &nodes {
-        tokio::time::timeout(WAIT, node.discovery().wait_for_peers(n - 1))
-            .await
-            .unwrap();
-    }
-    nodes
 }
 
 /// Waits until every member is bonded with all others and names one leader.

@@ -15,7 +15,7 @@ use mosaik_core::{
 
 mod common;
 
-use common::{WAIT, pair};
+use common::{WAIT, hold_subscription, pair};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_datum_arrives_in_order() {
@@ -315,28 +315,6 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     })
     .await
     .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
-}
-
-/// Opens a subscription and keeps it open: `Ok(link)` once `StartStream` came.
-async fn hold_subscription(from: &Node, to: &Node, stream: &str) -> Result<Link<StreamsProtocol>, u64> {
-    let mut link = Link::<StreamsProtocol>::open(from.endpoint(), to.addr())
-        .await
-        .map_err(|e| e.remote_code().unwrap())?;
-    let handshake = ConsumerHandshake {
-        network_id: from.discovery().network(),
-        stream_id: Digest::from_name(stream),
-        criteria: Criteria {},
-    };
-    link.send(&handshake)
-        .await
-        .map_err(|e| e.remote_code().unwrap())?;
-    match tokio::time::timeout(WAIT, link.recv::<StartStream>())
-        .await
-        .unwrap()
-    {
-        Ok(_) => Ok(link),
-        Err(e) => Err(e.remote_code().unwrap_or_else(|| panic!("{e}"))),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

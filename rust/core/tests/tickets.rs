@@ -15,19 +15,15 @@ use std::{
 
 use bytes::Bytes;
 use mosaik_core::{
-    Digest, Node, NodeConfig,
+    Digest, Node,
     discovery::{PeerEntry, Ticket},
     groups::{ConsensusConfig, Group, GroupKey, JoinOptions, MachineSpec, ReplayConfig, SafetyRules},
     network::{CloseReason, Link},
-    streams::{
-        ConsumerConfig, ProducerConfig,
-        handshake::{ConsumerHandshake, Criteria, StartStream},
-        protocol::StreamsProtocol,
-    },
+    streams::{ConsumerConfig, ProducerConfig, protocol::StreamsProtocol},
     tickets::{Expiration, InvalidTicket, TicketValidator, Validators},
 };
 
-use common::{WAIT, until_statuses};
+use common::{WAIT, hold_subscription, nodes, until_statuses};
 
 struct Grants;
 
@@ -84,24 +80,6 @@ impl TicketValidator for Grants {
     }
 }
 
-async fn nodes(network: &str, n: usize) -> Vec<Node> {
-    let first = Node::spawn(NodeConfig::local(Digest::from_name(network)))
-        .await
-        .unwrap();
-    let mut nodes = vec![first];
-    for _ in 1..n {
-        let mut config = NodeConfig::local(Digest::from_name(network));
-        config.bootstrap = vec![nodes[0].addr()];
-        nodes.push(Node::spawn(config).await.unwrap());
-    }
-    for node in &nodes {
-        tokio::time::timeout(WAIT, node.discovery().wait_for_peers(n - 1))
-            .await
-            .unwrap();
-    }
-    nodes
-}
-
 /// Polls `done` (no event says "a subscription ended") until it holds.
 async fn until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     tokio::time::timeout(within, async {
@@ -130,29 +108,6 @@ async fn until_seen(peer: &Node, node: &Node) {
     .await;
 }
 
-/// Subscribes `from` to `stream` at `to` by hand: `Ok(link)` once the
-/// producer started the stream, the close code otherwise.
-async fn subscribe(from: &Node, to: &Node, stream: &str) -> Result<Link<StreamsProtocol>, u64> {
-    let mut link = Link::<StreamsProtocol>::open(from.endpoint(), to.addr())
-        .await
-        .map_err(|e| e.remote_code().unwrap())?;
-    let handshake = ConsumerHandshake {
-        network_id: from.discovery().network(),
-        stream_id: Digest::from_name(stream),
-        criteria: Criteria {},
-    };
-    link.send(&handshake)
-        .await
-        .map_err(|e| e.remote_code().unwrap())?;
-    match tokio::time::timeout(WAIT, link.recv::<StartStream>())
-        .await
-        .unwrap()
-    {
-        Ok(_) => Ok(link),
-        Err(e) => Err(e.remote_code().unwrap_or_else(|| panic!("{e}"))),
-    }
-}
-
 /// The close code that ends a held subscription, and when it came.
 async fn ended(mut link: Link<StreamsProtocol>) -> (u64, std::time::Instant) {
     loop {
@@ -173,7 +128,9 @@ async fn a_gated_producer_admits_ticket_holders_until_their_ticket_expires() {
     let producer = producer_node.streams().producer(config).unwrap();
 
     assert_eq!(
-        subscribe(&reader, &producer_node, "orders").await.unwrap_err(),
+        hold_subscription(&reader, &producer_node, "orders")
+            .await
+            .unwrap_err(),
         NOT_ALLOWED
     );
     // A ticket for someone else does not help.
@@ -183,7 +140,9 @@ async fn a_gated_producer_admits_ticket_holders_until_their_ticket_expires() {
         .await;
     until_seen(&producer_node, &reader).await;
     assert_eq!(
-        subscribe(&reader, &producer_node, "orders").await.unwrap_err(),
+        hold_subscription(&reader, &producer_node, "orders")
+            .await
+            .unwrap_err(),
         NOT_ALLOWED
     );
 
@@ -191,7 +150,9 @@ async fn a_gated_producer_admits_ticket_holders_until_their_ticket_expires() {
     let expiry = expiring.data.clone();
     reader.discovery().add_ticket(expiring).await;
     until_seen(&producer_node, &reader).await;
-    let link = subscribe(&reader, &producer_node, "orders").await.unwrap();
+    let link = hold_subscription(&reader, &producer_node, "orders")
+        .await
+        .unwrap();
     until("the producer counts the subscriber", WAIT, || {
         producer.consumers() == 1
     })
@@ -230,7 +191,9 @@ async fn a_renewed_ticket_keeps_the_subscription_and_a_removed_one_ends_it() {
         .add_ticket(Grants::ticket(&reader, Some(Duration::from_secs(2))))
         .await;
     until_seen(&producer_node, &reader).await;
-    let mut link = subscribe(&reader, &producer_node, "orders").await.unwrap();
+    let mut link = hold_subscription(&reader, &producer_node, "orders")
+        .await
+        .unwrap();
 
     let renewed = reader
         .discovery()

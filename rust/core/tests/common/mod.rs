@@ -2,7 +2,14 @@
 
 use std::time::Duration;
 
-use mosaik_core::{Digest, Node, NodeConfig};
+use mosaik_core::{
+    Digest, Node, NodeConfig,
+    network::Link,
+    streams::{
+        handshake::{ConsumerHandshake, Criteria, StartStream},
+        protocol::StreamsProtocol,
+    },
+};
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
@@ -42,5 +49,50 @@ pub async fn until_statuses<T>(
         let changes = watches.iter_mut().map(|w| Box::pin(w.changed()));
         let (changed, _, _) = futures::future::select_all(changes).await;
         changed.expect("a member's status outlives its wait");
+    }
+}
+
+/// `n` local nodes of `network`, each bootstrapped from the first, once
+/// every one knows all the others.
+#[allow(dead_code, reason = "not every test binary uses it")]
+pub async fn nodes(network: &str, n: usize) -> Vec<Node> {
+    let first = Node::spawn(NodeConfig::local(Digest::from_name(network)))
+        .await
+        .unwrap();
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        let mut config = NodeConfig::local(Digest::from_name(network));
+        config.bootstrap = vec![nodes[0].addr()];
+        nodes.push(Node::spawn(config).await.unwrap());
+    }
+    for node in &nodes {
+        tokio::time::timeout(WAIT, node.discovery().wait_for_peers(n - 1))
+            .await
+            .unwrap();
+    }
+    nodes
+}
+
+/// Subscribes `from` to `stream` at `to` by hand and keeps the link open:
+/// `Ok(link)` once the producer started the stream, its close code otherwise.
+#[allow(dead_code, reason = "not every test binary uses it")]
+pub async fn hold_subscription(from: &Node, to: &Node, stream: &str) -> Result<Link<StreamsProtocol>, u64> {
+    let mut link = Link::<StreamsProtocol>::open(from.endpoint(), to.addr())
+        .await
+        .map_err(|e| e.remote_code().unwrap())?;
+    let handshake = ConsumerHandshake {
+        network_id: from.discovery().network(),
+        stream_id: Digest::from_name(stream),
+        criteria: Criteria {},
+    };
+    link.send(&handshake)
+        .await
+        .map_err(|e| e.remote_code().unwrap())?;
+    match tokio::time::timeout(WAIT, link.recv::<StartStream>())
+        .await
+        .unwrap()
+    {
+        Ok(_) => Ok(link),
+        Err(e) => Err(e.remote_code().unwrap_or_else(|| panic!("{e}"))),
     }
 }
