@@ -154,6 +154,8 @@ async def test_a_killed_node_leaves_by_staleness() -> None:
     ("config", "error", "argument"),
     [
         (mosaik.DiscoveryConfig(purge_after=0), ValueError, "purge_after"),
+        (mosaik.DiscoveryConfig(announce_interval=0.001), ValueError, "announce_interval"),
+        (mosaik.DiscoveryConfig(purge_after=1.0, announce_interval=2.0), ValueError, "purge_after"),
         (mosaik.DiscoveryConfig(announce_jitter=2), ValueError, "announce_jitter"),
         (mosaik.DiscoveryConfig(events_backlog=0), ValueError, "events_backlog"),
         (mosaik.DiscoveryConfig(sync_timeout="5"), TypeError, "sync_timeout"),  # type: ignore[arg-type]

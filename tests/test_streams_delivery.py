@@ -381,6 +381,7 @@ async def test_bad_consumer_options_are_named(
     ("kwargs", "error", "argument"),
     [
         ({"initial": -1}, ValueError, "backoff.initial"),
+        ({"initial": 0}, ValueError, "backoff.initial"),
         ({"factor": 0.5}, ValueError, "backoff.factor"),
         ({"max_delay": float("inf")}, ValueError, "backoff.max_delay"),
         ({"initial": 2.0, "max_delay": 1.0}, ValueError, "backoff.max_delay"),

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ._mosaik import Discovery as NativeDiscovery
     from ._mosaik import DiscoveryEvents
 
+MIN_ANNOUNCE_INTERVAL = 0.1
+"""The shortest announce interval a node accepts, in seconds."""
 JWT_CLASS = "mosaik.tickets.jwt.v1"
 """The class of mosaik's JWT tickets."""
 MAX_TICKET_BYTES = 64 * 1024
@@ -80,6 +82,19 @@ class DiscoveryConfig:
         side reads the fields by name)."""
         seconds = ("purge_after", "announce_interval", "max_time_drift", "sync_timeout")
         _checks.check_fields(self, seconds, _checks.check_seconds)
+        # Each announce re-signs and gossips the entry to every neighbour: a
+        # tiny interval floods the network; a purge sooner than the next
+        # announce drops live peers.
+        if self.announce_interval < MIN_ANNOUNCE_INTERVAL:
+            raise ValueError(
+                f"announce_interval: must be at least {MIN_ANNOUNCE_INTERVAL} s, "
+                f"got {self.announce_interval!r}"
+            )
+        if self.purge_after <= self.announce_interval:
+            raise ValueError(
+                f"purge_after: must exceed announce_interval ({self.announce_interval!r} s), "
+                f"got {self.purge_after!r}"
+            )
         _checks.check_fraction("announce_jitter", self.announce_jitter)
         _checks.check_int("events_backlog", self.events_backlog, minimum=1)
         return self

@@ -57,9 +57,9 @@ class Backoff:
     jitter: bool = DEFAULTS["backoff_jitter"]
 
     def __post_init__(self) -> None:
-        _checks.check_fields(
-            self, ("initial", "max_delay", "max_elapsed"), _checks.check_seconds_or_zero, "backoff."
-        )
+        # A zero first delay would re-dial in a busy loop: no delay ever grows from it.
+        _checks.check_fields(self, ("initial", "max_delay"), _checks.check_seconds, "backoff.")
+        _checks.check_fields(self, ("max_elapsed",), _checks.check_seconds_or_zero, "backoff.")
         factor = _checks.check_number("backoff.factor", self.factor)
         if not 1 <= factor < float("inf"):
             raise ValueError(f"backoff.factor: must be a finite number >= 1, got {self.factor!r}")
