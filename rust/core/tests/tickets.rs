@@ -44,6 +44,13 @@ impl Grants {
         }
     }
 
+    /// When a grant made by `ticket` (with an expiry) runs out.
+    fn expiry(ticket: &Ticket) -> SystemTime {
+        let text = std::str::from_utf8(&ticket.data).unwrap();
+        let secs: u64 = text.rsplit(':').next().unwrap().parse().unwrap();
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
     fn required() -> Validators {
         Validators::from([Arc::new(Grants) as Arc<dyn TicketValidator>])
     }
@@ -118,6 +125,14 @@ async fn ended(mut link: Link<StreamsProtocol>) -> (u64, std::time::Instant) {
     }
 }
 
+/// Fails unless now is past `expiry`, by less than a second.
+fn assert_just_after(expiry: SystemTime, what: &str) {
+    let late = SystemTime::now()
+        .duration_since(expiry)
+        .unwrap_or_else(|_| panic!("{what} before the expiry"));
+    assert!(late < Duration::from_secs(1), "{what} {late:?} after the expiry");
+}
+
 const NOT_ALLOWED: u64 = CloseReason::NotAllowed.code() as u64;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -147,7 +162,7 @@ async fn a_gated_producer_admits_ticket_holders_until_their_ticket_expires() {
     );
 
     let expiring = Grants::ticket(&reader, Some(Duration::from_secs(2)));
-    let expiry = expiring.data.clone();
+    let expiry = Grants::expiry(&expiring);
     reader.discovery().add_ticket(expiring).await;
     until_seen(&producer_node, &reader).await;
     let link = hold_subscription(&reader, &producer_node, "orders")
@@ -157,24 +172,12 @@ async fn a_gated_producer_admits_ticket_holders_until_their_ticket_expires() {
         producer.consumers() == 1
     })
     .await;
-    let exp_secs: u64 = String::from_utf8(expiry)
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let (code, at) = ended(link).await;
+    let (code, _) = ended(link).await;
     assert_eq!(
         code, NOT_ALLOWED,
         "an expired ticket ends the subscription with 10403"
     );
-    let expired_at = UNIX_EPOCH + Duration::from_secs(exp_secs);
-    let now = SystemTime::now();
-    let late = now
-        .duration_since(expired_at)
-        .unwrap_or_else(|_| panic!("ended before the expiry (at {at:?})"));
-    assert!(late < Duration::from_secs(1), "ended {late:?} after the expiry");
+    assert_just_after(expiry, "the subscription ended");
     for node in [producer_node, reader] {
         node.close().await;
     }
@@ -354,13 +357,7 @@ async fn a_gated_consumer_leaves_a_producer_whose_ticket_expires() {
     let [holder, reader]: [Node; 2] = nodes("tickets-consumer-expiry", 2).await.try_into().ok().unwrap();
     let stream = Digest::from_name("quotes");
     let expiring = Grants::ticket(&holder, Some(Duration::from_secs(2)));
-    let exp_secs: u64 = String::from_utf8(expiring.data.clone())
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let expiry = Grants::expiry(&expiring);
     holder.discovery().add_ticket(expiring).await;
     let producer = holder.streams().producer(ProducerConfig::new(stream)).unwrap();
     until_seen(&reader, &holder).await;
@@ -372,11 +369,7 @@ async fn a_gated_consumer_leaves_a_producer_whose_ticket_expires() {
         producer.consumers() == 0
     })
     .await;
-    let expired_at = UNIX_EPOCH + Duration::from_secs(exp_secs);
-    let late = SystemTime::now()
-        .duration_since(expired_at)
-        .expect("left before the expiry");
-    assert!(late < Duration::from_secs(1), "left {late:?} after the expiry");
+    assert_just_after(expiry, "the consumer left");
     for node in [holder, reader] {
         node.close().await;
     }
@@ -407,7 +400,7 @@ async fn a_renewed_ticket_keeps_the_bond_and_an_expired_one_ends_it() {
     a.discovery()
         .replace_ticket(Grants::ticket(a, Some(Duration::from_secs(120))))
         .await;
-    let b_expiry = b
+    let b_ticket = b
         .discovery()
         .local()
         .current()
@@ -415,25 +408,14 @@ async fn a_renewed_ticket_keeps_the_bond_and_an_expired_one_ends_it() {
         .tickets
         .values()
         .next()
-        .unwrap()
-        .data
-        .clone();
-    let exp_secs: u64 = String::from_utf8(b_expiry)
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+        .cloned();
+    let b_expiry = Grants::expiry(&b_ticket.unwrap());
     // Ended by a (30403), not a bond lost and re-dialed after a duplicate.
     until("a ends the bond for b's expired ticket", WAIT, || {
         a.groups().rejections().counts().contains_key("not_allowed")
     })
     .await;
-    let late = SystemTime::now()
-        .duration_since(UNIX_EPOCH + Duration::from_secs(exp_secs))
-        .expect("the bond ended before b's ticket expired");
-    assert!(late < Duration::from_secs(1), "ended {late:?} after the expiry");
+    assert_just_after(b_expiry, "the bond ended");
     until("both members lost the bond", WAIT, || {
         groups.iter().all(|g| g.status().bonds.is_empty())
     })
