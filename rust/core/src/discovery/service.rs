@@ -464,19 +464,6 @@ impl Discovery {
         self.update_local(|e| e.tickets.remove(&id).is_some()).await
     }
 
-    /// Detaches every ticket of `class`; answers how many there were.
-    pub async fn remove_tickets_of(&self, class: Digest) -> usize {
-        let mut removed = 0;
-        self.update_local(|e| {
-            let before = e.tickets.len();
-            e.tickets.retain(|_, t| t.class != class);
-            removed = before - e.tickets.len();
-            removed > 0
-        })
-        .await;
-        removed
-    }
-
     /// Swaps every ticket of `ticket`'s class for `ticket` in one re-signed
     /// entry (mosaik 0.3.17's renewal), so no peer sees us without one.
     pub async fn replace_ticket(&self, ticket: Ticket) -> Digest {
