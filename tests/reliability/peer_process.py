@@ -2,7 +2,7 @@
 runs until it is killed, talking to the test through stdout lines.
 
     python peer_process.py producer NETWORK BOOTSTRAP SECRET_HEX RUN CONSUMERS COUNT
-        "ready" once CONSUMERS consumers are connected; then sends [RUN, n]
+        "address ADDR" as soon as the node is up (BOOTSTRAP "-": none); "ready" once CONSUMERS consumers are connected; then sends [RUN, n]
         for n in 0..COUNT (json codec, lagging="block") and prints
         "sent COUNT"; then keeps sending [RUN, n], n >= COUNT, in small
         paced batches until killed, so a kill lands mid-stream.
@@ -29,8 +29,12 @@ async def produce(
     network: str, bootstrap: str, secret: str, run: int, consumers: int, count: int
 ) -> None:
     async with mosaik.Network.create(
-        network, local=True, secret_key=bytes.fromhex(secret), bootstrap=[bootstrap]
+        network,
+        local=True,
+        secret_key=bytes.fromhex(secret),
+        bootstrap=[] if bootstrap == "-" else [bootstrap],
     ) as net:
+        print(f"address {net.address}", flush=True)
         producer = net.streams.producer(STREAM, codec="json", lagging="block")
         await producer.when.subscribed(consumers)
         print("ready", flush=True)

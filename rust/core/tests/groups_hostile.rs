@@ -72,15 +72,9 @@ async fn bond_as_member(victim: &Node, group: &Group, attacker: &Node) -> Formed
         handshake_timeout: HANDSHAKE_TIMEOUT,
     };
     let peer = victim.discovery().local().current();
-    dial(
-        attacker.endpoint(),
-        attacker.discovery(),
-        &credentials,
-        &peer,
-        vec![],
-    )
-    .await
-    .unwrap()
+    dial(attacker.discovery(), &credentials, &peer, vec![])
+        .await
+        .unwrap()
 }
 
 /// Until `group` is led and in sync.

@@ -211,7 +211,7 @@ async fn check_slot(discovery: &Discovery, client: &Client, slot: &Keypair) -> S
         let current = reachable_part(&endpoint.addr()) == listed.addrs;
         return SlotState::Ours { current, timestamp };
     }
-    match ping(endpoint, listed.clone(), PING_TIMEOUT).await {
+    match ping(discovery.dialer(), listed.clone(), PING_TIMEOUT).await {
         // The ping proves the peer is alive and reachable; its entry must
         // also be its own and of our network, or the record is a stray.
         Ok(entry) if entry.entry().network == discovery.network() && entry.entry().id() == listed.id => {

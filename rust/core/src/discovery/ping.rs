@@ -17,7 +17,7 @@ use tracing::{debug, trace};
 
 use super::{entry::SignedPeerEntry, local::LocalPeer};
 use crate::network::{
-    Protocol,
+    Dialer, Protocol,
     close::CloseReason,
     link::{Link, LinkError},
 };
@@ -40,13 +40,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Pings `addr`: returns its verified, freshly signed entry.
 pub async fn ping(
-    endpoint: &Endpoint,
+    dialer: &Dialer,
     addr: EndpointAddr,
     timeout: Duration,
 ) -> Result<SignedPeerEntry, LinkError> {
     let peer = addr.id;
     tokio::time::timeout(timeout, async {
-        let mut link = Link::<Ping>::open(endpoint, addr).await?;
+        let mut link = dialer.open::<Ping>(addr).await?;
         trace!(peer = %peer.fmt_short(), "ping: link open");
         link.send(&()).await?;
         trace!(peer = %peer.fmt_short(), "ping: request sent");

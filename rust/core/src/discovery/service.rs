@@ -36,7 +36,7 @@ use super::{
     rejection::Rejection,
     sync::{self, SyncCatalog},
 };
-use crate::primitives::Digest;
+use crate::{network::Dialer, primitives::Digest};
 
 /// How long a broadcast may take to reach lazy Plumtree neighbours
 /// (dispatch 5 ms + graft timeout 80 ms, with room for a busy peer).
@@ -48,7 +48,7 @@ pub struct Discovery {
 }
 
 struct Inner {
-    endpoint: Endpoint,
+    dialer: Dialer,
     local: Arc<LocalPeer>,
     lookup: MemoryLookup,
     config: DiscoveryConfig,
@@ -74,14 +74,11 @@ struct Inner {
 }
 
 impl Discovery {
-    /// Discovery for `endpoint`; nothing runs until [`Discovery::start`].
-    /// `config` must have passed [`DiscoveryConfig::validate`].
-    pub fn new(
-        endpoint: Endpoint,
-        local: Arc<LocalPeer>,
-        lookup: MemoryLookup,
-        config: DiscoveryConfig,
-    ) -> Self {
+    /// Discovery for the dialer's endpoint; nothing runs until
+    /// [`Discovery::start`]. `config` must have passed
+    /// [`DiscoveryConfig::validate`].
+    pub fn new(dialer: Dialer, local: Arc<LocalPeer>, lookup: MemoryLookup, config: DiscoveryConfig) -> Self {
+        let endpoint = dialer.endpoint().clone();
         let catalog = Catalog::new(
             endpoint.id(),
             local.network(),
@@ -98,7 +95,7 @@ impl Discovery {
             inner: Arc::new(Inner {
                 sync_permits: Semaphore::new(config.max_concurrent_syncs),
                 gossip_net,
-                endpoint,
+                dialer,
                 local,
                 lookup,
                 config,
@@ -118,7 +115,12 @@ impl Discovery {
     }
 
     pub fn endpoint(&self) -> &Endpoint {
-        &self.inner.endpoint
+        self.inner.dialer.endpoint()
+    }
+
+    /// How every subsystem opens its links.
+    pub fn dialer(&self) -> &Dialer {
+        &self.inner.dialer
     }
 
     /// The gossip instance the announce protocol is served by.
@@ -377,7 +379,7 @@ impl Discovery {
         // A freshly signed own entry: the peer may have let our last one go
         // stale (that is what a 401 from a producer means), and mosaik keeps
         // only entries younger than its `purge_after`.
-        let own = self.inner.local.refreshed(self.inner.endpoint.addr());
+        let own = self.inner.local.refreshed(self.endpoint().addr());
         let catalog = self.inner.catalog.lock().expect("catalog");
         let mut entries: Vec<&SignedPeerEntry> = catalog.peers(now).collect();
         entries.push(&own);
@@ -483,6 +485,9 @@ impl Discovery {
     /// Full catalog exchange with the peer at `addr`; returns how many
     /// entries we took.
     pub async fn sync_with(&self, addr: EndpointAddr) -> Result<usize, sync::SyncError> {
+        // The app names where the peer is now: a restarted peer's old
+        // connections must not capture the dial.
+        self.dialer().expect_at(&addr).await;
         self.inner
             .lookup
             .add_endpoint_info(EndpointInfo::from(addr.clone()));
@@ -507,7 +512,7 @@ impl Discovery {
         self.inner.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.tasks.wait()).await;
         debug!(
-            peer = %self.inner.endpoint.id().fmt_short(),
+            peer = %self.endpoint().id().fmt_short(),
             neighbors = self.neighbors(),
             joined = sender.is_some(),
             anyone_listening,
@@ -544,8 +549,8 @@ impl Discovery {
 }
 
 impl SyncCatalog for Discovery {
-    fn endpoint(&self) -> &Endpoint {
-        &self.inner.endpoint
+    fn dialer(&self) -> &Dialer {
+        &self.inner.dialer
     }
 
     fn sync_timeout(&self) -> Duration {

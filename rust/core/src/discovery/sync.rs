@@ -14,7 +14,7 @@ use std::{fmt::Display, time::Duration};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use iroh::{
-    Endpoint, EndpointAddr, EndpointId,
+    EndpointAddr, EndpointId,
     endpoint::Connection,
     protocol::{AcceptError, ProtocolHandler},
 };
@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     network::{
-        CLOSE_GRACE, Protocol,
+        CLOSE_GRACE, Dialer, Protocol,
         close::CloseReason,
         link::{Link, LinkError},
     },
@@ -44,7 +44,7 @@ impl Protocol for CatalogSync {
 /// What a sync needs of the catalog it serves: our snapshot, a place for
 /// the peer's entries, and the counters for what it refused.
 pub trait SyncCatalog: Clone + Send + Sync + 'static {
-    fn endpoint(&self) -> &Endpoint;
+    fn dialer(&self) -> &Dialer;
     /// Bound on one whole sync, either side.
     fn sync_timeout(&self) -> Duration;
     /// Every current signed entry, ours (freshly signed) included, encoded
@@ -144,7 +144,7 @@ async fn receive_snapshot(
 pub async fn initiate(discovery: &impl SyncCatalog, addr: EndpointAddr) -> Result<usize, SyncError> {
     let timeout = discovery.sync_timeout();
     let exchange = async {
-        let mut link = Link::<CatalogSync>::open(discovery.endpoint(), addr).await?;
+        let mut link = discovery.dialer().open::<CatalogSync>(addr).await?;
         link.send_raw(discovery.snapshot()).await?;
         let snapshot = receive_snapshot(discovery, &mut link).await?;
         let from = link.remote_id();

@@ -12,10 +12,12 @@
 //! that peer goes to the dead address for as long as any connection lives.
 //!
 //! The repair has two parts:
-//! - When discovery reports that a peer restarted (a new `started_at`), the
-//!   incoming connections of its previous run (those with no path to an
-//!   address it now advertises) are closed at once instead of at the idle
-//!   timeout: that run is gone.
+//! - When discovery reports that a peer restarted (a new `started_at`), or
+//!   the application dials it at an address it names (`Dialer::expect_at`),
+//!   the connections to that peer, incoming and the ones we dialed, with no
+//!   path to an address it now advertises are closed at once instead of at
+//!   the idle timeout: they lead to a run that is gone. With none left, iroh
+//!   drops the stale selected path and the dial goes to the new address.
 //! - Every handshake is recorded per remote (an endpoint hook, so
 //!   iroh-gossip's own dials are seen too). An incoming connection that
 //!   arrives without the selected path is watched; if a moment comes when no
@@ -65,6 +67,9 @@ pub struct RouteRepair {
     /// its connections explicitly when done (`Link` on drop, iroh-gossip
     /// when its connection task ends), so holding them here keeps none open.
     incoming: Registry<Connection>,
+    /// The ones our links dialed (through `Dialer`), which we may close too;
+    /// `Link` closes its connection on drop, so these keep none open either.
+    outgoing: Registry<Connection>,
 }
 
 type Registry<T> = Arc<Mutex<HashMap<EndpointId, Vec<Recorded<T>>>>>;
@@ -126,38 +131,59 @@ impl RouteRepair {
             .unwrap_or_default()
     }
 
-    /// Closes the incoming connections from `peer`'s previous run: it
-    /// restarted, and those with no path to an address it now advertises
-    /// (`advertised`) can only reach the process that is gone.
-    pub fn peer_restarted(&self, peer: EndpointId, advertised: &BTreeSet<TransportAddr>) {
-        let stale: Vec<Connection> = {
-            let incoming = self.incoming.lock().expect("route registry poisoned");
-            incoming
-                .get(&peer)
-                .map(|list| {
-                    list.iter()
-                        .map(|c| &c.handle)
-                        .filter(|c| c.close_reason().is_none())
-                        .filter(|c| {
-                            !c.paths()
-                                .into_iter()
-                                .any(|p| !p.is_closed() && advertised.contains(p.remote_addr()))
-                        })
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+    /// Files a connection one of our links dialed.
+    pub fn dialed(&self, connection: &Connection) {
+        record(
+            &self.outgoing,
+            connection.remote_id(),
+            connection.to_info(),
+            connection.clone(),
+        );
+    }
+
+    /// Closes the connections to `peer`, incoming or dialed by us, with no
+    /// open path to an address it now advertises (`advertised`): they can
+    /// only reach a run of it that is gone (it restarted, or moved).
+    /// Returns the ones of that kind we cannot close (iroh-gossip's own
+    /// dials): they hold the stale route until the idle timeout ends them.
+    pub fn moved(
+        &self,
+        peer: EndpointId,
+        advertised: &BTreeSet<TransportAddr>,
+        why: &'static str,
+    ) -> Vec<ConnectionInfo> {
+        let stale: Vec<Connection> = [&self.incoming, &self.outgoing]
+            .into_iter()
+            .flat_map(|registry| {
+                let registry = registry.lock().expect("route registry poisoned");
+                registry
+                    .get(&peer)
+                    .map(|list| {
+                        list.iter()
+                            .map(|c| &c.handle)
+                            .filter(|c| c.close_reason().is_none())
+                            .filter(|c| !leads_to(&c.to_info(), advertised))
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
         if !stale.is_empty() {
             info!(
                 peer = %peer.fmt_short(),
                 connections = stale.len(),
-                "peer restarted; closing the connections of its previous run"
+                why,
+                "closing the connections that lead to the peer's previous address"
             );
         }
         for connection in stale {
-            connection.close(STALE_ROUTE_CODE.into(), b"peer restarted");
+            connection.close(STALE_ROUTE_CODE.into(), why.as_bytes());
         }
+        self.live(peer)
+            .into_iter()
+            .filter(|c| !leads_to(c, advertised))
+            .collect()
     }
 
     /// Watches an incoming connection that does not carry the selected path,
@@ -213,6 +239,13 @@ impl RouteRepair {
             debug!(peer = %remote.fmt_short(), "route watch ended");
         });
     }
+}
+
+/// True if one of the connection's open paths goes to one of `addrs`.
+fn leads_to(info: &ConnectionInfo, addrs: &BTreeSet<TransportAddr>) -> bool {
+    info.paths()
+        .into_iter()
+        .any(|p| !p.is_closed() && addrs.contains(p.remote_addr()))
 }
 
 /// True while the connection is open.

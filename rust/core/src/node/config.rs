@@ -6,10 +6,7 @@
 //! when a loopback relay URL is named. Otherwise we build the endpoint the
 //! way mosaik does, on iroh's N0 preset.
 
-use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    time::Duration,
-};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use iroh::{
     Endpoint, EndpointAddr, RelayMap, RelayMode, RelayUrl, SecretKey,
@@ -20,16 +17,9 @@ use iroh::{
 
 use crate::{
     discovery::{DiscoveryConfig, DiscoveryConfigError},
-    network::route_repair::RouteRepair,
+    network::{IDLE_TIMEOUT, KEEP_ALIVE, route_repair::RouteRepair},
     primitives::Digest,
 };
-
-/// How long a connection may hear nothing before it is given up: a peer
-/// that was killed or cut off is noticed after this, instead of QUIC's
-/// default 30 s. iroh sends keep-alives every second, so a live link that
-/// carries no data never reaches it. (The lower of both sides' values
-/// applies, so this holds towards mosaik peers too.)
-const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which relays the endpoint uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,6 +159,7 @@ impl NodeConfig {
             .max_idle_timeout(Some(
                 IdleTimeout::try_from(IDLE_TIMEOUT).expect("a few seconds fit a QUIC varint"),
             ))
+            .keep_alive_interval(KEEP_ALIVE)
             .build();
         builder
             .secret_key(key)

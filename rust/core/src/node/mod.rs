@@ -28,7 +28,9 @@ pub use self::config::{ConfigError, NodeConfig, RelayChoice};
 use crate::{
     discovery::{Discovery, SignedPeerEntry, dht, local::LocalPeer, ping, worker},
     groups::Groups,
-    network::{LinkError, ProtocolProvider, Protocols, address::format_address, route_repair::RouteRepair},
+    network::{
+        Dialer, LinkError, ProtocolProvider, Protocols, address::format_address, route_repair::RouteRepair,
+    },
     primitives::Digest,
     streams::Streams,
 };
@@ -87,7 +89,7 @@ impl Node {
                 .expect("the endpoint's key signs its own entry"),
         );
         let discovery = Discovery::new(
-            endpoint.clone(),
+            Dialer::new(endpoint.clone(), repair.clone()),
             local.clone(),
             lookup.clone(),
             config.discovery.clone(),
@@ -168,7 +170,10 @@ impl Node {
         if self.is_closed() {
             return Err(NodeError::Closed);
         }
-        Ok(ping::ping(&self.inner.endpoint, addr, timeout).await?)
+        // The app names where the peer is now (see `Dialer::expect_at`).
+        let dialer = self.inner.discovery.dialer();
+        dialer.expect_at(&addr).await;
+        Ok(ping::ping(dialer, addr, timeout).await?)
     }
 
     pub fn is_closed(&self) -> bool {

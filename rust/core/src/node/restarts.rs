@@ -44,7 +44,7 @@ pub(super) async fn close_connections_of_restarted_peers(discovery: Discovery, r
                     .insert(entry.id(), run)
                     .is_some_and(|previous| previous != run)
                 {
-                    repair.peer_restarted(entry.id(), &entry.address.addrs);
+                    let _unclosable = repair.moved(entry.id(), &entry.address.addrs, "peer restarted");
                 }
             }
         }

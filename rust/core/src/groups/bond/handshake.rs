@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use iroh::{
-    Endpoint, EndpointId,
+    EndpointId,
     endpoint::Connection,
     protocol::{AcceptError, ProtocolHandler},
 };
@@ -77,7 +77,6 @@ impl Credentials {
 
 /// Dials `peer` and runs the dialer's side of the handshake.
 pub async fn dial(
-    endpoint: &Endpoint,
     discovery: &Discovery,
     credentials: &Credentials,
     peer: &SignedPeerEntry,
@@ -85,7 +84,7 @@ pub async fn dial(
 ) -> Result<Formed, DialError> {
     let address = peer.entry().address.clone();
     for _ in 0..=UNKNOWN_PEER_RETRIES {
-        let mut link = Link::<GroupsProtocol>::open(endpoint, address.clone()).await?;
+        let mut link = discovery.dialer().open::<GroupsProtocol>(address.clone()).await?;
         link.limit_frames(HANDSHAKE_FRAME_LIMIT);
         let material = credentials.material(link.connection());
         let start = HandshakeStart {

@@ -137,7 +137,6 @@ pub(crate) fn start(
         groups,
         shared: shared.clone(),
         discovery: discovery.clone(),
-        endpoint: endpoint.clone(),
         started: Instant::now(),
         inputs,
         bond_events,
@@ -162,7 +161,6 @@ struct Worker {
     groups: Groups,
     shared: Arc<Shared>,
     discovery: Discovery,
-    endpoint: Endpoint,
     started: Instant,
     inputs: mpsc::Receiver<Input>,
     bond_events: mpsc::Receiver<BondEvent>,
@@ -533,14 +531,10 @@ impl Worker {
             return;
         }
         self.dialing.insert(peer);
-        let (endpoint, discovery, credentials) = (
-            self.endpoint.clone(),
-            self.discovery.clone(),
-            self.shared.credentials().clone(),
-        );
+        let (discovery, credentials) = (self.discovery.clone(), self.shared.credentials().clone());
         let (entry, ours, done) = (entry.clone(), self.shared.bonded_entries(), self.done_tx.clone());
         self.discovery.spawn(async move {
-            let result = dial(&endpoint, &discovery, &credentials, &entry, ours).await;
+            let result = dial(&discovery, &credentials, &entry, ours).await;
             let _ = done.send(Done::Dialed(Box::new((entry, result)))).await;
         });
     }

@@ -203,7 +203,10 @@ async fn session(
 async fn start_session(shared: &Shared, addr: EndpointAddr) -> Result<Link<StreamsProtocol>, Ending> {
     let stream = shared.config.stream_id;
     let network = shared.discovery.network();
-    let mut link = Link::<StreamsProtocol>::open(shared.discovery.endpoint(), addr)
+    let mut link = shared
+        .discovery
+        .dialer()
+        .open::<StreamsProtocol>(addr)
         .await
         .map_err(|e| classify(&e))?;
     let handshake = ConsumerHandshake {
