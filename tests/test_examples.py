@@ -25,7 +25,7 @@ def test_example_runs(example: Path) -> None:
     assert "False" not in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("example", ["ping.py", "counter.py", "tickets.py"])
+@pytest.mark.parametrize("example", ["ping.py", "counter.py", "tickets.py", "metrics.py"])
 def test_readme_examples_are_the_examples(example: str) -> None:
     readme = (ROOT / "README.md").read_text()
     assert (ROOT / "examples" / example).read_text().split('"""\n', 2)[-1].strip() in readme

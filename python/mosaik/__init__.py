@@ -14,7 +14,7 @@ from importlib import metadata
 
 from . import _mosaik
 from ._mosaik import PROTOCOL_VERSION, Jwt, JwtIssuer, id_of
-from .discovery import DiscoveryConfig, DiscoveryEvent, PeerInfo, TicketInfo
+from .discovery import DiscoveryConfig, DiscoveryEvent, PeerInfo, PeerList, TicketInfo
 from .errors import (
     Closed,
     ConnectError,
@@ -38,6 +38,7 @@ __all__ = [
     "ChannelInfo",
     "Backoff",
     "PeerInfo",
+    "PeerList",
     "TicketInfo",
     "DiscoveryEvent",
     "DiscoveryConfig",

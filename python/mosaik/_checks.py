@@ -58,6 +58,14 @@ def check_optional_int(name: str, value: object, *, minimum: int) -> int | None:
     return None if value is None else check_int(name, value, minimum=minimum)
 
 
+def check_port(name: str, value: object) -> int:
+    """A TCP or UDP port, 0 (any free port) to 65535."""
+    port = check_int(name, value, minimum=0)
+    if port > 65535:
+        raise ValueError(f"{name}: must be at most 65535, got {port}")
+    return port
+
+
 def check_number(name: str, value: object) -> float:
     """A real number (not a bool), as a float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -153,6 +153,12 @@ def plan(codec: Codec) -> Plan:
     return Plan("raw", codec.encode, codec.decode)
 
 
+def name_of(codec: Codec) -> str:
+    """How a codec is shown: its ``name``, or its class name."""
+    name = getattr(codec, "name", None)
+    return name if isinstance(name, str) else type(codec).__name__
+
+
 def resolve(codec: object, argument: str = "codec") -> Codec:
     if isinstance(codec, str):
         try:

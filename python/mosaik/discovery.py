@@ -10,11 +10,11 @@ role hint, never a credential. Tickets are credentials: a validator
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from . import _checks
+from . import _checks, _html
 from ._mosaik import DEFAULTS, DiscoveryEvent, PeerInfo, TicketInfo
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ __all__ = [
     "DiscoveryEvent",
     "EventKind",
     "PeerInfo",
+    "PeerList",
     "TicketInfo",
 ]
 
@@ -100,6 +101,19 @@ class DiscoveryConfig:
         return self
 
 
+class PeerList(list[PeerInfo]):
+    """A list of :class:`PeerInfo` that Jupyter shows as a table (peer id,
+    tags, streams, tickets, age); tags and streams this node knows by name
+    are shown by name."""
+
+    def __init__(self, peers: Iterable[PeerInfo] = (), names: _html.Names | None = None) -> None:
+        super().__init__(peers)
+        self._names = names
+
+    def _repr_html_(self) -> str:
+        return _html.card(_html.plural(len(self), "peer"), _html.peers(self, self._names))
+
+
 class _Events:
     """``async for event in net.discovery.events()``; ends when the node closes."""
 
@@ -119,19 +133,20 @@ class _Events:
 class Discovery:
     """``net.discovery``: how this node finds the other peers of its network."""
 
-    def __init__(self, native: NativeDiscovery, peer_id: str) -> None:
+    def __init__(self, native: NativeDiscovery, peer_id: str, names: dict[str, str]) -> None:
         self._native = native
         self._peer_id = peer_id
+        self._names = names
 
-    def peers(self) -> list[PeerInfo]:
-        """The current catalog, this node excluded."""
-        return self._native.peers()
+    def peers(self) -> PeerList:
+        """The current catalog, this node excluded (a list)."""
+        return PeerList(self._native.peers(), self._names)
 
     def me(self) -> PeerInfo:
         """This node's own entry, as its peers see it."""
         return self._native.me()
 
-    async def wait_for_peers(self, n: int, timeout: float | None = None) -> list[PeerInfo]:
+    async def wait_for_peers(self, n: int, timeout: float | None = None) -> PeerList:
         """Waits until at least ``n`` other peers are known; returns them.
 
         Raises :class:`TimeoutError` after ``timeout`` seconds (no limit when None).
@@ -152,7 +167,10 @@ class Discovery:
 
     async def add_tags(self, *names: str) -> bool:
         """Adds tags to this node's entry and re-announces it; returns whether it changed."""
-        return await self._native.add_tags(_checks.check_str_list("names", names))
+        checked = _checks.check_str_list("names", names)
+        for name in checked:
+            _html.remember(self._names, name)
+        return await self._native.add_tags(checked)
 
     async def remove_tags(self, *names: str) -> bool:
         """Removes tags from this node's entry and re-announces it."""

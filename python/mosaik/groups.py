@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from . import _checks, codecs
-from ._handles import Closing, Native
+from . import _checks, _html, codecs
+from ._handles import Closing, Live, Native
 from ._mosaik import DEFAULTS, GroupStatus, QueryWork, id_of
 from .errors import Closed, DecodeError, Offline, OutcomeUnknown
 
@@ -290,9 +290,14 @@ class Group(Closing):
     group_id = Native[str]("The group's id, 64 hex (mosaik's derivation).")
 
     def __init__(
-        self, native: NativeGroup, machine: StateMachine | None, consensus: ConsensusConfig
+        self,
+        native: NativeGroup,
+        machine: StateMachine | None,
+        consensus: ConsensusConfig,
+        peer_id: str,
     ) -> None:
         self._native = native
+        self._peer_id = peer_id
         self._machine = _Machine(machine)
         self._when = _GroupWhen(self)
         self._applier: asyncio.Task[None] | None = None
@@ -518,12 +523,21 @@ class Group(Closing):
             f"committed={status.committed} bonds={len(status.bonds)}>"
         )
 
+    def _repr_html_(self) -> str:
+        return _html.group(self, me=self._peer_id)
+
 
 class Groups:
     """``net.groups``: joins groups."""
 
-    def __init__(self, native: NativeGroups) -> None:
+    def __init__(self, native: NativeGroups, peer_id: str) -> None:
         self._native = native
+        self._peer_id = peer_id
+        self._groups = Live[Group]()
+
+    def _open_groups(self) -> list[Group]:
+        """The groups joined here and not left, oldest first."""
+        return [g for g in self._groups.items() if not g._native.is_closed]
 
     @property
     def rejections(self) -> dict[str, int]:
@@ -564,4 +578,6 @@ class Groups:
                 "require_ticket": require_ticket,
             },
         )
-        return Group(native, machine, consensus or ConsensusConfig())
+        return self._groups.add(
+            Group(native, machine, consensus or ConsensusConfig(), self._peer_id)
+        )

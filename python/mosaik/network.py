@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import _checks
-from ._handles import Closing, Native
+from . import _checks, _html
+from ._handles import Closing, Live, Native
 from ._mosaik import Node
 from .discovery import Discovery, DiscoveryConfig
 from .groups import Groups
@@ -23,13 +23,18 @@ class Network(Closing):
     ``async with Network.create(...) as net:``.
     """
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, tags: Iterable[str] = ()) -> None:
         if not isinstance(node, Node):
             raise TypeError("use `await Network.create(...)` to start a network")
         self._native = node
-        self._discovery = Discovery(node.discovery, node.peer_id)
-        self._streams = Streams(node.streams, node.peer_id)
-        self._groups = Groups(node.groups)
+        # The names this node knows of the tag and stream ids it shows (by id, in hex).
+        self._names: dict[str, str] = {}
+        for tag in tags:
+            _html.remember(self._names, tag)
+        self._discovery = Discovery(node.discovery, node.peer_id, self._names)
+        self._streams = Streams(node.streams, node.peer_id, self._names)
+        self._groups = Groups(node.groups, node.peer_id)
+        _LIVE.add(self)
 
     @staticmethod
     def create(
@@ -104,8 +109,29 @@ class Network(Closing):
         await self._native.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self.is_closed else "open"
+        if self.is_closed:
+            state = "closed"
+        else:
+            counts = (
+                (len(self._discovery.peers()), "peer"),
+                (len(self._streams._open_producers()), "producer"),
+                (len(self._streams._open_consumers()), "consumer"),
+                (len(self._groups._open_groups()), "group"),
+            )
+            state = "open, " + ", ".join(_html.plural(n, word) for n, word in counts)
         return f"<Network {self.peer_id[:10]} network={self.network_id[:10]} {state}>"
+
+    def _repr_html_(self) -> str:
+        return _html.network(self)
+
+
+#: Every network of this process not yet garbage-collected (closed ones too).
+_LIVE = Live[Network]()
+
+
+def open_networks() -> list[Network]:
+    """The networks of this process that are open, oldest first."""
+    return [net for net in _LIVE.items() if not net.is_closed]
 
 
 class _Creating:
@@ -116,7 +142,8 @@ class _Creating:
         self._network: Network | None = None
 
     async def _start(self) -> Network:
-        return Network(await Node.create(*self._args))
+        network, options = self._args
+        return Network(await Node.create(network, options), options["tags"])
 
     def __await__(self) -> Generator[Any, None, Network]:
         return self._start().__await__()

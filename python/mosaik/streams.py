@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import _checks, codecs
-from ._handles import Closing, Native
+from . import _checks, _html, codecs
+from ._handles import Closing, Live, Native
 from ._mosaik import DEFAULTS, ChannelInfo, PeerInfo, Stats
 from .errors import Closed, DecodeError, Empty, MosaikError
 
@@ -98,10 +98,11 @@ class Producer(Closing):
     (and, from ``send_many``, how many went out before it as ``error.sent``).
     """
 
-    def __init__(self, native: NativeProducer, plan: codecs.Plan, name: str) -> None:
+    def __init__(self, native: NativeProducer, plan: codecs.Plan, name: str, codec: str) -> None:
         self._native = native
         self._encode = plan.encode
         self._name = name
+        self._codec = codec
         self._queued_at_once = 0
         self.when = _ProducerWhen(native)
 
@@ -169,6 +170,9 @@ class Producer(Closing):
             state = f"{online}, {self._native.consumer_count} consumers"
         return f"<Producer {self._name!r} {state}, {self.stats.datums} datums>"
 
+    def _repr_html_(self) -> str:
+        return _html.producer(self)
+
 
 class _ConsumerWhen:
     def __init__(self, native: NativeConsumer) -> None:
@@ -187,10 +191,11 @@ class Consumer(Closing):
     it; the datums around it are still delivered.
     """
 
-    def __init__(self, native: NativeConsumer, plan: codecs.Plan, name: str) -> None:
+    def __init__(self, native: NativeConsumer, plan: codecs.Plan, name: str, codec: str) -> None:
         self._native = native
         self._decode = plan.decode
         self._name = name
+        self._codec = codec
         # The last batch taken from the native queue, read from `_pos` on;
         # `_runs` says which channel each datum came through, as
         # (end index, channel) in order; `_undecodable` maps the index of each
@@ -389,13 +394,27 @@ class Consumer(Closing):
         state = "closed" if self._native.is_closed else f"{self._native.producer_count} producers"
         return f"<Consumer {self._name!r} {state}, {self.stats.datums} datums>"
 
+    def _repr_html_(self) -> str:
+        return _html.consumer(self)
+
 
 class Streams:
     """``net.streams``: producers and consumers on this node."""
 
-    def __init__(self, native: NativeStreams, peer_id: str) -> None:
+    def __init__(self, native: NativeStreams, peer_id: str, names: dict[str, str]) -> None:
         self._native = native
         self._peer_id = peer_id
+        self._names = names
+        self._producers = Live[Producer]()
+        self._consumers = Live[Consumer]()
+
+    def _open_producers(self) -> list[Producer]:
+        """The producers made here that are still open, oldest first."""
+        return [p for p in self._producers.items() if not p._native.is_closed]
+
+    def _open_consumers(self) -> list[Consumer]:
+        """The consumers made here that are still open, oldest first."""
+        return [c for c in self._consumers.items() if not c._native.is_closed]
 
     def producer(
         self,
@@ -416,7 +435,8 @@ class Streams:
         with 10403; a subscription ends when its ticket expires or is removed,
         and a renewed ticket (``discovery.replace_ticket``) keeps it."""
         name = _checks.check_str("stream", stream)
-        plan = codecs.plan(codecs.resolve(codec))
+        resolved = codecs.resolve(codec)
+        plan = codecs.plan(resolved)
         native = self._native.producer(
             name,
             {
@@ -430,7 +450,8 @@ class Streams:
                 "require_ticket": require_ticket,
             },
         )
-        return Producer(native, plan, name)
+        _html.remember(self._names, name)
+        return self._producers.add(Producer(native, plan, name, codecs.name_of(resolved)))
 
     def consumer(
         self,
@@ -450,7 +471,8 @@ class Streams:
         checked again whenever a producer's entry changes and when its ticket
         expires."""
         name = _checks.check_str("stream", stream)
-        plan = codecs.plan(codecs.resolve(codec))
+        resolved = codecs.resolve(codec)
+        plan = codecs.plan(resolved)
         native = self._native.consumer(
             name,
             {
@@ -462,7 +484,8 @@ class Streams:
                 "require_ticket": require_ticket,
             },
         )
-        return Consumer(native, plan, name)
+        _html.remember(self._names, name)
+        return self._consumers.add(Consumer(native, plan, name, codecs.name_of(resolved)))
 
     def __repr__(self) -> str:
         return f"<Streams of {self._peer_id[:10]}>"
