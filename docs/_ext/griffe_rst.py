@@ -14,6 +14,25 @@ import griffe
 # :class:`Offline`, :func:`mosaik.id_of`, :meth:`~mosaik.Producer.send` -> `Offline`, ...
 _ROLE = re.compile(r":(?:class|func|meth|attr|exc|mod|data|obj):`~?([^`]+)`")
 _BORDER = re.compile(r"^\s*=+(\s+=+)+\s*$")
+# Defaults written as DEFAULTS["name"] (the native core's table) are shown as values.
+_DEFAULT = re.compile(r"""^DEFAULTS\[["']([a-z_]+)["']\]$""")
+
+
+def _native_defaults() -> dict[str, Any]:
+    """The core's defaults, when the native module is importable (it is wherever
+    the package is installed); without it, defaults stay as written."""
+    try:
+        from mosaik._mosaik import DEFAULTS
+    except ImportError:
+        return {}
+    return dict(DEFAULTS)
+
+
+def _shown(value: object, defaults: dict[str, Any]) -> object:
+    match = _DEFAULT.match(str(value)) if value is not None else None
+    if match and match.group(1) in defaults:
+        return repr(defaults[match.group(1)])
+    return value
 
 
 def _table(lines: list[str]) -> list[str]:
@@ -82,6 +101,7 @@ class RstToMarkdown(griffe.Extension):
 
     def on_package(self, *, pkg: griffe.Module, **_: Any) -> None:
         seen: set[int] = set()
+        defaults = _native_defaults()
 
         def visit(obj: griffe.Object) -> None:
             if id(obj) in seen:
@@ -89,6 +109,11 @@ class RstToMarkdown(griffe.Extension):
             seen.add(id(obj))
             if obj.docstring is not None:
                 obj.docstring.value = rst_to_markdown(obj.docstring.value)
+            if isinstance(obj, griffe.Function):
+                for parameter in obj.parameters:
+                    parameter.default = _shown(parameter.default, defaults)
+            elif isinstance(obj, griffe.Attribute):
+                obj.value = _shown(obj.value, defaults)
             for member in obj.members.values():
                 if not member.is_alias:
                     visit(member)  # type: ignore[arg-type]
