@@ -34,8 +34,8 @@ rm -rf "$WHEELS"
 step "lint"
 cargo fmt --all --check
 cargo clippy --locked -p mosaik-core -p mosaik-python -p mosaik-interop-peer --all-targets -- -D warnings 2>&1 | tail -n 1
-"$PYTHON" -m ruff check python tests examples
-"$PYTHON" -m ruff format --check python tests examples
+"$PYTHON" -m ruff check python tests examples docs/snippets docs/_ext
+"$PYTHON" -m ruff format --check python tests examples docs/snippets docs/_ext
 
 step "tests, inside a loopback-only network namespace"
 # Arguments reach the inner shell as "$@" untouched.
