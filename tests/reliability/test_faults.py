@@ -278,7 +278,8 @@ async def test_sync_with_a_producer_restarted_with_the_same_key_succeeds_at_once
     (`sync_with`). Before the fix iroh sent the sync to the dead process's
     address and it timed out, every time. Now our connections to the old
     run are closed first; one that iroh-gossip dialed itself cannot be, and
-    is waited out (QUIC idle timeout, 3 s after the old run went quiet).
+    is waited out (it ends at the QUIC idle timeout, measured 3.0-3.6 s
+    after the sync starts).
     The subscription resumes in order with no gap, five times in a row."""
     restarts, sent_per_run = 5, 100
     secret = os.urandom(32).hex()
@@ -309,8 +310,8 @@ async def test_sync_with_a_producer_restarted_with_the_same_key_succeeds_at_once
             collector.cancel()
             await asyncio.gather(collector, return_exceptions=True)
     print("\nsync_with after a same-key restart: " + ", ".join(f"{t:.2f} s" for t in sync_times))
-    # Idle timeout (3 s) + the dial + slack for a loaded machine.
-    assert max(sync_times) < 5.0, sync_times
+    # The leftover's end (<= 3.6 s measured) + the dial + slack for a loaded machine.
+    assert max(sync_times) < 6.0, sync_times
     assert sorted(received) == list(range(restarts))
     for run, numbers in received.items():
         assert numbers == list(range(len(numbers))), f"run {run}"

@@ -160,6 +160,10 @@ impl NodeConfig {
                 IdleTimeout::try_from(IDLE_TIMEOUT).expect("a few seconds fit a QUIC varint"),
             ))
             .keep_alive_interval(KEEP_ALIVE)
+            // Each path has its own timer (iroh: 6.5 s), and a dead peer's
+            // connection lasts until its last path is given up.
+            .default_path_max_idle_timeout(IDLE_TIMEOUT)
+            .default_path_keep_alive_interval(KEEP_ALIVE)
             .build();
         builder
             .secret_key(key)
