@@ -240,7 +240,7 @@ def _plot(pyplot: ModuleType, path: str, loaded: _Phase, unloaded: _Phase, size:
         ax.hist([s / 1e6 for s in phase.samples], bins=60, color="#3b6ea8")
         ax.set_title(f"{title}: {len(phase.samples):,d} samples")
         ax.set_xlabel("send to receive, ms")
-        ax.set_ylabel("datums")
+        ax.set_ylabel("samples")
         ax.set_yscale("log")
     figure.suptitle(f"mosaik bench: two local nodes, {size}-byte datums")
     figure.tight_layout()
