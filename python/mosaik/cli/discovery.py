@@ -212,25 +212,31 @@ async def _watch(net: Network, names: Names, as_json: bool) -> None:
     """Redraws on every catalog change, and every second for the ages."""
     events = net.discovery.events().__aiter__()
     redraw = sys.stdout.isatty() and not as_json
-    last: list[PeerInfo] | None = None
+    last: list[tuple[Any, ...]] | None = None
     while True:
         known = sorted(net.discovery.peers(), key=_by_id)
-        if as_json:
-            if known != last:
+        # A re-signed entry with nothing new in it is not a change worth a line.
+        shape = [_shape(p) for p in known]
+        if redraw or shape != last:
+            if as_json:
                 print_json(_catalog_json(net, names))
-        else:
-            if redraw:
-                print("\x1b[H\x1b[2J", end="")  # home, clear screen
-            elif last is not None and known == last:
-                await _next_change(events)
-                continue
-            stamp = time.strftime("%H:%M:%S")
-            print(f"{stamp}  network {net.network_id[:16]}: {_count(len(known))} (Ctrl-C to stop)")
-            if known:
-                print(peers_table(known, names))
-            print(flush=True)
-        last = known
+            else:
+                if redraw:
+                    print("\x1b[H\x1b[2J", end="")  # home, clear screen
+                stamp = time.strftime("%H:%M:%S")
+                count = _count(len(known))
+                print(f"{stamp}  network {net.network_id[:16]}: {count} (Ctrl-C to stop)")
+                if known:
+                    print(peers_table(known, names))
+                print(flush=True)
+        last = shape
         await _next_change(events)
+
+
+def _shape(peer: PeerInfo) -> tuple[Any, ...]:
+    """What a listing shows of a peer, but for its age."""
+    tickets = frozenset(t.id for t in peer.tickets)
+    return (peer.peer_id, peer.address, peer.tags, peer.streams, tickets)
 
 
 async def _next_change(events: Any) -> None:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Callable
 
 from .. import codecs
-from ..errors import DecodeError
+from ..errors import DecodeError, Full, Offline
 from ..streams import Producer
 from ._common import EXIT_OK, CliError, Parser, add_node_options, command, open_node, within
 from ._output import stderr
@@ -159,11 +159,11 @@ async def publish(args: argparse.Namespace) -> int:
         # "block": a slow consumer slows the pipe down instead of losing datums.
         producer = net.streams.producer(args.stream, codec=args.codec, lagging="block")
         if args.wait_subscribers:
-            _log.info("publish: waiting for %d subscribers", args.wait_subscribers)
+            _log.info("publish: waiting for %d subscriber(s)", args.wait_subscribers)
             await within(
                 args.timeout,
                 producer.when.subscribed(args.wait_subscribers),
-                f"fewer than {args.wait_subscribers} subscribers to {args.stream!r}",
+                _too_few(args.wait_subscribers, args.stream),
             )
         sent = dropped = 0
         async for number, line in _stdin_lines():
@@ -171,19 +171,27 @@ async def publish(args: argparse.Namespace) -> int:
                 continue
             try:
                 datum = parse(line)
-                if args.wait_subscribers or producer.is_online:
-                    await producer.send(datum)  # waits while no one is subscribed
-                else:
-                    dropped += 1  # --wait-subscribers 0: nobody to send it to
-                    continue
+                producer.try_send(datum)
             except (ValueError, TypeError) as e:
                 raise CliError(f"line {number}: {e}") from None
+            except Offline:
+                if not args.wait_subscribers:
+                    dropped += 1  # nobody to send it to, and we were told not to wait
+                    continue
+                await within(args.timeout, producer.send(datum), _too_few(1, args.stream))
+            except Full:  # a consumer is behind: wait for it ("block")
+                await within(args.timeout, producer.send(datum), "a subscriber stalled")
             sent += 1
         await within(args.timeout, _delivered(producer, sent), "the last datums were not sent")
-        subscribers = len(producer.consumers)
         unsent = f" ({dropped} dropped: no subscriber then)" if dropped else ""
-        stderr(f"published {sent} datums to {subscribers} subscribers{unsent}")
+        stderr(f"published {sent} datums to {args.stream!r}{unsent}")
     return EXIT_OK
+
+
+def _too_few(wanted: int, stream: str) -> str:
+    if wanted == 1:
+        return f"no subscriber to {stream!r}"
+    return f"fewer than {wanted} subscribers to {stream!r}"
 
 
 async def _delivered(producer: Producer, sent: int) -> None:
