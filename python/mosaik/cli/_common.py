@@ -172,8 +172,9 @@ def run(name: str, main: Coroutine[Any, Any, int]) -> int:
     """Runs the command ``name`` to its exit status.
 
     Ctrl-C (or SIGTERM) cancels it: it gets :data:`INTERRUPT_GRACE` seconds to
-    close its node, then the process ends regardless, with status 130 (143).
-    A second Ctrl-C ends it at once.
+    close its node, then the process ends regardless, with status 130 (143),
+    without waiting for the native runtime to wind down. A second Ctrl-C ends
+    it at once.
     """
     loop = asyncio.new_event_loop()
     task = loop.create_task(main)
@@ -192,27 +193,46 @@ def run(name: str, main: Coroutine[Any, Any, int]) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
             loop.add_signal_handler(signum, stop, signum)
     try:
-        status = loop.run_until_complete(task)
-        return 128 + stopped_by[0] if stopped_by else status
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        return 128 + (stopped_by[0] if stopped_by else signal.SIGINT)
-    except CliError as e:
-        return _fail(name, str(e))
-    except (MosaikError, ValueError, TypeError, OSError) as e:
-        if stopped_by:  # a node closing under Ctrl-C may fail any which way
-            return 128 + stopped_by[0]
-        if isinstance(e, BrokenPipeError):  # `mosaik tail ... | head`: the reader left
-            _silence_stdout()
-            return EXIT_OK
-        return _fail(name, _describe(e))
-    except Exception as e:  # noqa: BLE001 -- a CLI shows one line, never a traceback
-        if stopped_by:
-            return 128 + stopped_by[0]
-        if os.environ.get("MOSAIK_LOG", "").upper() == "DEBUG":
-            _log.exception("%s failed", name)
-        return _fail(name, f"unexpected {type(e).__name__}: {e} (MOSAIK_LOG=DEBUG shows more)", 1)
+        status = _outcome(name, loop, task, lambda: bool(stopped_by))
     finally:
         _close_loop(loop)
+    if stopped_by:
+        # The node said goodbye; the runtime's own shutdown (an endpoint
+        # draining a dial that never answered) could take seconds more.
+        _exit_now(128 + stopped_by[0])
+    return status
+
+
+def _outcome(
+    name: str,
+    loop: asyncio.AbstractEventLoop,
+    task: asyncio.Task[int],
+    interrupted: Callable[[], bool],
+) -> int:
+    """The command's exit status, with what went wrong said on one line."""
+    try:
+        return loop.run_until_complete(task)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 -- a CLI shows one line, never a traceback
+        if interrupted():  # a node closing under Ctrl-C may fail any which way
+            return EXIT_INTERRUPTED
+        return _report(name, e)
+
+
+def _report(name: str, error: Exception) -> int:
+    if isinstance(error, CliError):
+        return _fail(name, str(error))
+    if isinstance(error, BrokenPipeError):  # `mosaik tail ... | head`: the reader left
+        _silence_stdout()
+        return EXIT_OK
+    if isinstance(error, (MosaikError, ValueError, TypeError, OSError)):
+        return _fail(name, _describe(error))
+    if os.environ.get("MOSAIK_LOG", "").upper() == "DEBUG":
+        _log.error("%s failed", name, exc_info=error)
+    return _fail(
+        name, f"unexpected {type(error).__name__}: {error} (MOSAIK_LOG=DEBUG shows more)", 1
+    )
 
 
 def _describe(error: BaseException) -> str:
