@@ -50,7 +50,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args)
     name = args.command if args.command != "group" else f"group {args.group_command}"
     return run(name, args.handler(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -154,11 +154,13 @@ async def within(seconds: float, awaitable: Awaitable[Any], what: str) -> Any:
 
 def configure_logging(args: argparse.Namespace) -> None:
     """Log lines on stderr, one per event, at the level ``-v``/``-q`` ask for."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("mosaik: %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("mosaik")
-    root.addHandler(handler)
-    root.propagate = False
+    logger = logging.getLogger("mosaik")
+    if not any(getattr(h, "name", None) == "mosaik-cli" for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name("mosaik-cli")
+        handler.setFormatter(logging.Formatter("mosaik: %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
     verbose: int = getattr(args, "verbose", 0)
     if getattr(args, "quiet", False):
         set_log_level(logging.ERROR)
