@@ -1,30 +1,27 @@
-"""The ``mosaik`` command line (also ``python -m mosaik``)."""
+"""``demo``: a self-contained local network, the first thing a new user runs.
+
+Nodes meet on loopback, form a group with a replicated counter, and one of
+them streams datums to the others as fast as they take them, with a
+progress line each second and a summary table at the end.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
-from collections.abc import Sequence
 
-from .groups import ApplyContext, ConsensusConfig, Group, StateMachine
-from .network import Network
-from .streams import Consumer
+from ..groups import ApplyContext, ConsensusConfig, Group, StateMachine
+from ..network import Network
+from ..streams import Consumer
+from ._common import EXIT_OK, CliError, Parser, command
+from ._latency import percentile_ms
 
 DEMO_NETWORK = "mosaik-demo"
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
-
-
-def _percentile(samples: list[int], fraction: float) -> float:
-    """The sample at ``fraction`` of the sorted list, in milliseconds (nan when empty)."""
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1e6
 
 
 class _Reader:
@@ -138,7 +135,7 @@ async def demo(nodes: int, seconds: float) -> None:
             rates = [b - a for a, b in zip(last, now)]
             last = now
             per_consumer = "  ".join(
-                f"{rate / 1000:6.1f}k/s p50 {_percentile(r.window, 0.5):5.1f} ms"
+                f"{rate / 1000:6.1f}k/s p50 {percentile_ms(r.window, 0.5):5.1f} ms"
                 for rate, r in zip(rates, readers)
             )
             for reader in readers:
@@ -184,7 +181,7 @@ def _row(name: str, datums: int, duration: float, samples: list[int]) -> None:
     rate = datums / duration
     print(
         f"| {name:16s} | {datums:10,d} | {rate:8,.0f} | {rate * 64 / 2**20:5.1f} "
-        f"| {_percentile(samples, 0.5):6.2f} | {_percentile(samples, 0.99):6.2f} |"
+        f"| {percentile_ms(samples, 0.5):6.2f} | {percentile_ms(samples, 0.99):6.2f} |"
     )
 
 
@@ -192,26 +189,18 @@ def _short(node: Network) -> str:
     return node.peer_id[:16]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mosaik", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="run a self-contained local network")
-    demo_parser.add_argument("--nodes", type=int, default=4, help="how many nodes (default 4)")
-    demo_parser.add_argument(
+def register(commands: argparse._SubParsersAction[Parser]) -> None:
+    parser = command(commands, "demo", run_demo, "run a self-contained local network")
+    parser.add_argument("--nodes", type=int, default=4, help="how many nodes (default 4)")
+    parser.add_argument(
         "--seconds", type=float, default=5.0, help="how long to run traffic (default 5)"
     )
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        if args.nodes < 2:
-            parser.error("--nodes: at least 2")
-        if not 0 < args.seconds <= 3600:
-            parser.error("--seconds: between 0 and 3600")
-        try:
-            asyncio.run(demo(args.nodes, args.seconds))
-        except KeyboardInterrupt:
-            return 130
-    return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+async def run_demo(args: argparse.Namespace) -> int:
+    if args.nodes < 2:
+        raise CliError("--nodes: at least 2")
+    if not 0 < args.seconds <= 3600:
+        raise CliError("--seconds: between 0 and 3600")
+    await demo(args.nodes, args.seconds)
+    return EXIT_OK
