@@ -158,3 +158,51 @@ async fn members_that_dial_each_other_at_once_always_bond_promptly() {
         node.close().await;
     }
 }
+
+/// When both dials of a simultaneous pair complete, each side forms two
+/// bonds with the other. Keeping whichever formed first on each side can
+/// keep different connections and close both, dropping the pair to no bond
+/// until a redial. Both ends keep the connection the smaller id dialed, so
+/// once bonded a member stays bonded. Fails on the keep-the-first rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_simultaneous_pair_keeps_one_bond_without_dropping_it() {
+    let nodes = nodes("groups-simultaneous-kept", 2).await;
+    let mut drops = Vec::new();
+    for round in 0..20 {
+        let key = format!("kept-{round}");
+        let pair = [
+            nodes[0].groups().join(noop(&key, fast())).unwrap(),
+            nodes[1].groups().join(noop(&key, fast())).unwrap(),
+        ];
+        // Watch each member from its first bond on for a while: its bond
+        // list must never become empty again.
+        let watch = |group: Group| async move {
+            let mut status = group.watch_status();
+            status
+                .wait_for(|s| !s.bonds.is_empty())
+                .await
+                .expect("status outlives the wait");
+            let dropped = status.wait_for(|s| s.bonds.is_empty());
+            tokio::time::timeout(Duration::from_millis(1500), dropped)
+                .await
+                .is_ok()
+        };
+        let watched = futures::future::join(watch(pair[0].clone()), watch(pair[1].clone()));
+        let (a, b) = tokio::time::timeout(WAIT, watched)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the pair never bonded"));
+        if a || b {
+            drops.push(round);
+        }
+        for group in &pair {
+            group.close().await;
+        }
+    }
+    for node in nodes {
+        node.close().await;
+    }
+    assert!(
+        drops.is_empty(),
+        "bonds dropped after forming in rounds {drops:?}"
+    );
+}

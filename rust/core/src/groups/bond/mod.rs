@@ -26,8 +26,12 @@ pub struct Bond {
     pub peer: EndpointId,
     /// Both ends derive the same id from the connection (local only).
     pub id: Digest,
+    /// Whether we dialed its connection (the duplicate tie-break).
+    pub dialed_by_us: bool,
     outbox: mpsc::Sender<BondMessage>,
     cancel: CancellationToken,
+    /// Set when another bond with the same peer replaces this one.
+    superseded: CancellationToken,
 }
 
 impl Bond {
@@ -49,6 +53,12 @@ impl Bond {
     /// Ends the bond (the worker says goodbye if it still can).
     pub fn close(&self) {
         self.cancel.cancel();
+    }
+
+    /// Ends the bond as a duplicate (30429, no goodbye): another bond with
+    /// the same peer took its place, and the peer keeps that one too.
+    pub fn close_as_duplicate(&self) {
+        self.superseded.cancel();
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::{collections::VecDeque, time::Duration};
 
-use iroh::EndpointId;
+use iroh::{EndpointId, endpoint::Side};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -44,11 +44,14 @@ pub struct BondContext {
 pub fn spawn(link: Link<GroupsProtocol>, id: Digest, gate: Gate, context: &BondContext) -> Bond {
     let (outbox, queue) = mpsc::channel(BOND_QUEUE);
     let cancel = context.cancel.child_token();
+    let superseded = CancellationToken::new();
     let bond = Bond {
         peer: link.remote_id(),
         id,
+        dialed_by_us: link.connection().side() == Side::Client,
         outbox,
         cancel: cancel.clone(),
+        superseded: superseded.clone(),
     };
     let config = &context.config;
     let heartbeat = Heartbeat::new(
@@ -65,6 +68,7 @@ pub fn spawn(link: Link<GroupsProtocol>, id: Digest, gate: Gate, context: &BondC
         discovery: context.discovery.clone(),
         heartbeat,
         cancel,
+        superseded,
         rejections: context.rejections.clone(),
         votes: VecDeque::new(),
         gate,
@@ -82,6 +86,7 @@ struct Worker {
     discovery: Discovery,
     heartbeat: Heartbeat,
     cancel: CancellationToken,
+    superseded: CancellationToken,
     rejections: Rejections,
     /// When the peer's recent vote requests arrived (the storm guard).
     votes: VecDeque<Instant>,
@@ -101,6 +106,8 @@ enum End {
     Cancelled {
         say_goodbye: bool,
     },
+    /// Another bond with the same peer replaced this one.
+    Superseded,
     Timeout,
     Link(LinkError),
     Violation(Rejection, String),
@@ -112,6 +119,7 @@ impl Worker {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break End::Cancelled { say_goodbye: true },
+                _ = self.superseded.cancelled() => break End::Superseded,
                 message = self.queue.recv() => match message {
                     Some(message) => {
                         if let Err(e) = self.write(message).await {
@@ -157,6 +165,10 @@ impl Worker {
                     .finish_and_close(CloseReason::Cancelled, CLOSE_GRACE)
                     .await;
                 "closed".to_owned()
+            }
+            End::Superseded => {
+                self.link.close(CloseReason::AlreadyBonded, CLOSE_GRACE).await;
+                "superseded by a bond over the connection both ends keep (30429)".to_owned()
             }
             End::Timeout => {
                 self.link.close(CloseReason::Timeout, CLOSE_GRACE).await;

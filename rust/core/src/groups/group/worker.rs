@@ -15,7 +15,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use iroh::{Endpoint, EndpointId};
+use iroh::{Endpoint, EndpointId, endpoint::Side};
 use rand::Rng;
 use tokio::{
     sync::{broadcast, mpsc, oneshot, watch},
@@ -472,14 +472,27 @@ impl Worker {
     }
 
     /// A bond finished its handshake: keep it unless we have one already.
+    /// Two members that dial each other at once form two bonds, one on each
+    /// side first; keeping whichever formed first here could keep a
+    /// different one on each side and close both. Both ends keep the
+    /// connection dialed by the smaller peer id instead.
     fn formed(&mut self, formed: Formed, entry: SignedPeerEntry) {
         let peer = formed.link.remote_id();
-        if self.bonds.contains_key(&peer) {
-            let link = formed.link;
-            self.discovery
-                .spawn(link.close(CloseReason::AlreadyBonded, CLOSE_GRACE));
-            return;
-        }
+        let replaces = match self.bonds.get(&peer) {
+            None => None,
+            Some(existing) => {
+                let dialed_by_us = formed.link.connection().side() == Side::Client;
+                let keep_ours = self.discovery.endpoint().id() < peer;
+                if dialed_by_us == keep_ours && existing.dialed_by_us != keep_ours {
+                    Some(existing.clone())
+                } else {
+                    let link = formed.link;
+                    self.discovery
+                        .spawn(link.close(CloseReason::AlreadyBonded, CLOSE_GRACE));
+                    return;
+                }
+            }
+        };
         // Checked before the dial or by the acceptor; the entry may have
         // changed since, and from here the gate follows it.
         let gate = match Gate::admit(self.shared.tickets.clone(), &self.discovery, entry.entry()) {
@@ -504,6 +517,12 @@ impl Worker {
         let bond = bond_worker::spawn(formed.link, formed.id, gate, &self.bond_context);
         self.bonds.insert(peer, bond);
         self.shared.bonded.lock().expect("bonded").insert(peer, entry);
+        if let Some(duplicate) = replaces {
+            // The peer stays bonded throughout: the core sees no change.
+            debug!(peer = %peer.fmt_short(), "bond replaced by the one both ends keep");
+            duplicate.close_as_duplicate();
+            return;
+        }
         let now = self.now();
         self.step(|raft| raft.bond_up(now, peer));
     }
