@@ -41,6 +41,18 @@ async def test_async_with_closes_when_the_body_raises() -> None:
     assert net.is_closed
 
 
+async def test_closing_the_node_closes_its_producers_and_consumers() -> None:
+    net = await mosaik.Network.create("demo", local=True)
+    producer = net.streams.producer("a", codec="json")
+    consumer = net.streams.consumer("b", codec="json")
+    assert "closed" not in repr(producer) and "closed" not in repr(consumer)
+    await net.close()
+    assert "closed" in repr(producer), repr(producer)
+    assert "closed" in repr(consumer), repr(consumer)
+    with pytest.raises(mosaik.Closed):
+        await asyncio.wait_for(consumer.recv(), 5)
+
+
 async def test_secret_key_fixes_the_peer_id() -> None:
     async with mosaik.Network.create("demo", local=True, secret_key=SEED) as net:
         assert net.peer_id == SEED_PEER_ID

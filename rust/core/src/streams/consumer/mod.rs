@@ -83,13 +83,15 @@ pub struct Consumer {
 impl Consumer {
     pub(crate) fn spawn(config: ConsumerConfig, discovery: Discovery) -> Self {
         let queue = DeliveryQueue::new(config.queue_size, config.overflow);
+        // Closing the node closes the consumer too (`is_closed` says so).
+        let cancel = discovery.cancel_token().child_token();
         let shared = Arc::new(Shared {
             config,
             discovery,
             channels: Channels::default(),
             stats: Stats::default(),
             queue,
-            cancel: CancellationToken::new(),
+            cancel,
         });
         tokio::spawn(follow_producers(shared.clone()));
         Self { shared }
