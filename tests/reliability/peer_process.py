@@ -2,7 +2,8 @@
 runs until it is killed, talking to the test through stdout lines.
 
     python peer_process.py producer NETWORK BOOTSTRAP SECRET_HEX RUN CONSUMERS COUNT
-        "address ADDR" as soon as the node is up (BOOTSTRAP "-": none); "ready" once CONSUMERS consumers are connected; then sends [RUN, n]
+        "address ADDR" as soon as the node is up (BOOTSTRAP "-": none);
+        "ready" once CONSUMERS consumers are connected; then sends [RUN, n]
         for n in 0..COUNT (json codec, lagging="block") and prints
         "sent COUNT"; then keeps sending [RUN, n], n >= COUNT, in small
         paced batches until killed, so a kill lands mid-stream.
