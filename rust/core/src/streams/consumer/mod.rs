@@ -11,7 +11,6 @@
 //! producer (102); what is queued stays readable.
 
 pub mod queue;
-pub mod ready;
 mod receiver;
 mod worker;
 

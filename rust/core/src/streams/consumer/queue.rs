@@ -24,8 +24,8 @@ use std::{
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::ready::ReadySignal;
 use crate::network::frames::FrameRun;
+use crate::primitives::ReadySignal;
 
 /// What a full queue does with a new datum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
