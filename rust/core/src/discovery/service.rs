@@ -229,6 +229,12 @@ impl Discovery {
         self.inner.rejections.counts()
     }
 
+    /// Newly discovered peers waiting for a catalog sync (at most
+    /// `max_pending_syncs`).
+    pub fn pending_syncs(&self) -> usize {
+        self.inner.pending_syncs.lock().expect("pending syncs").len()
+    }
+
     pub fn neighbors(&self) -> usize {
         self.inner.neighbors.load(Ordering::Relaxed)
     }
