@@ -29,9 +29,11 @@ use mosaik_core::{
 const NETWORK: &str = "flood";
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Room for a 16 MiB upload on a debug build while the other test signs
+/// 100k entries on both cores.
 fn config() -> NodeConfig {
     let mut config = NodeConfig::local(Digest::from_name(NETWORK));
-    config.discovery.sync_timeout = Duration::from_secs(2);
+    config.discovery.sync_timeout = Duration::from_secs(15);
     config
 }
 
