@@ -117,6 +117,7 @@ impl From<Error> for PyErr {
                 LinkError::Decode(e) => DecodeError::new_err(e.to_string()),
                 other => ConnectError::new_err(other.to_string()),
             },
+            Error::Node(NodeError::Ping(ping)) => ConnectError::new_err(ping.to_string()),
             Error::Sync(sync) => ConnectError::new_err(sync.to_string()),
             Error::Send(SendError::Offline(_)) => Offline::new_err("the producer has no subscribers yet"),
             Error::Send(SendError::Full(_)) => Full::new_err("the producer's buffer is full"),

@@ -211,10 +211,17 @@ async fn check_slot(discovery: &Discovery, client: &Client, slot: &Keypair) -> S
         let current = reachable_part(&endpoint.addr()) == listed.addrs;
         return SlotState::Ours { current, timestamp };
     }
-    match ping(discovery.dialer(), listed.clone(), PING_TIMEOUT).await {
-        // The ping proves the peer is alive and reachable; its entry must
-        // also be its own and of our network, or the record is a stray.
-        Ok(entry) if entry.entry().network == discovery.network() && entry.entry().id() == listed.id => {
+    // The ping proves the peer is alive and reachable, and that its entry
+    // is its own and of our network; anything else makes the record a stray.
+    match ping(
+        discovery.dialer(),
+        listed.clone(),
+        discovery.network(),
+        PING_TIMEOUT,
+    )
+    .await
+    {
+        Ok(entry) => {
             if !discovery.knows(&listed.id) {
                 trace!(peer = %listed.id.fmt_short(), "peer found through the DHT");
                 if let Err(e) = discovery.sync_with(entry.entry().address.clone()).await {
@@ -223,7 +230,6 @@ async fn check_slot(discovery: &Discovery, client: &Client, slot: &Keypair) -> S
             }
             SlotState::Healthy
         }
-        Ok(_) => SlotState::Unhealthy(timestamp),
         Err(e) => {
             trace!(peer = %listed.id.fmt_short(), error = %e, "peer in DHT slot did not answer");
             SlotState::Unhealthy(timestamp)

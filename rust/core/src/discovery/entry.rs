@@ -193,22 +193,11 @@ impl SignedPeerEntry {
     /// is reported as `BadSignature` together with the rest, so a reader of
     /// a list can skip just that entry.
     pub fn take_from(bytes: &[u8]) -> Result<(Self, &[u8]), EntryError> {
-        let ((entry, signature), rest): ((PeerEntry, Signature), &[u8]) = postcard::take_from_bytes(bytes)?;
-        let wire = Bytes::copy_from_slice(&bytes[..bytes.len() - rest.len()]);
-        let digest = entry.digest()?;
-        entry
-            .address
-            .id
-            .verify(digest.as_bytes(), &signature)
+        let (unverified, rest) = UnverifiedEntry::take_from(bytes)?;
+        let entry = unverified
+            .verify()
             .map_err(|_| EntryError::BadSignatureIn { rest_len: rest.len() })?;
-        Ok((
-            Self {
-                entry,
-                signature,
-                wire,
-            },
-            rest,
-        ))
+        Ok((entry, rest))
     }
 
     fn signed(entry: PeerEntry, signature: Signature) -> Result<Self, EncodingError> {
@@ -222,6 +211,58 @@ impl SignedPeerEntry {
 
     pub fn encode(&self) -> Bytes {
         self.wire.clone()
+    }
+}
+
+/// A decoded entry whose signature is not checked yet. Verifying costs far
+/// more than decoding, so a batch (a catalog snapshot) is decoded first and
+/// only the entries the catalog would take are verified.
+#[derive(Clone, Debug)]
+pub struct UnverifiedEntry {
+    entry: PeerEntry,
+    signature: Signature,
+    wire: Bytes,
+}
+
+impl UnverifiedEntry {
+    /// Decodes one `entry ‖ signature` from the front of `bytes`; returns
+    /// the rest. Nothing is verified.
+    pub fn take_from(bytes: &[u8]) -> Result<(Self, &[u8]), EntryError> {
+        let ((entry, signature), rest): ((PeerEntry, Signature), &[u8]) = postcard::take_from_bytes(bytes)?;
+        let wire = Bytes::copy_from_slice(&bytes[..bytes.len() - rest.len()]);
+        Ok((
+            Self {
+                entry,
+                signature,
+                wire,
+            },
+            rest,
+        ))
+    }
+
+    /// What the entry claims, unverified.
+    pub fn entry(&self) -> &PeerEntry {
+        &self.entry
+    }
+
+    /// Its exact bytes, as received.
+    pub fn wire(&self) -> &Bytes {
+        &self.wire
+    }
+
+    /// Checks the signature against the entry's own peer id.
+    pub fn verify(self) -> Result<SignedPeerEntry, EntryError> {
+        let digest = self.entry.digest()?;
+        self.entry
+            .address
+            .id
+            .verify(digest.as_bytes(), &self.signature)
+            .map_err(|_| EntryError::BadSignature)?;
+        Ok(SignedPeerEntry {
+            entry: self.entry,
+            signature: self.signature,
+            wire: self.wire,
+        })
     }
 }
 

@@ -4,22 +4,27 @@
 //! answers with its own entry, freshly bumped and signed; the initiator
 //! closes with `Success` (200), which the acceptor waits for. We bound every
 //! wait on the serving side, so a peer that connects and never speaks costs
-//! one short-lived task.
+//! one short-lived task. The reply must be the entry of the peer we dialed,
+//! in our network: anything else is an error, not an answer. The entry we
+//! answer with is a signed copy that is not stored (see `LocalPeer`).
 
 use std::{sync::Arc, time::Duration};
 
 use iroh::{
-    Endpoint, EndpointAddr,
+    Endpoint, EndpointAddr, EndpointId,
     endpoint::Connection,
     protocol::{AcceptError, ProtocolHandler},
 };
 use tracing::{debug, trace};
 
 use super::{entry::SignedPeerEntry, local::LocalPeer};
-use crate::network::{
-    Dialer, Protocol,
-    close::CloseReason,
-    link::{Link, LinkError},
+use crate::{
+    network::{
+        Dialer, Protocol,
+        close::CloseReason,
+        link::{Link, LinkError},
+    },
+    primitives::Digest,
 };
 
 /// `/mosaik/discovery/ping/1.0`: liveness plus the peer's signed entry.
@@ -38,14 +43,30 @@ const PING_CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// mosaik's default ping timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Pings `addr`: returns its verified, freshly signed entry.
+/// Why a ping brought back no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PingError {
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("ping: dialed peer {dialed} but the reply is the entry of {answered}")]
+    WrongPeer {
+        dialed: EndpointId,
+        answered: EndpointId,
+    },
+    #[error("ping: peer {peer} belongs to another network ({network})")]
+    OtherNetwork { peer: EndpointId, network: Digest },
+}
+
+/// Pings `addr`: returns its verified, freshly signed entry, which must be
+/// the dialed peer's own and of `network`.
 pub async fn ping(
     dialer: &Dialer,
     addr: EndpointAddr,
+    network: Digest,
     timeout: Duration,
-) -> Result<SignedPeerEntry, LinkError> {
+) -> Result<SignedPeerEntry, PingError> {
     let peer = addr.id;
-    tokio::time::timeout(timeout, async {
+    let reply = tokio::time::timeout(timeout, async {
         let mut link = dialer.open::<Ping>(addr).await?;
         trace!(peer = %peer.fmt_short(), "ping: link open");
         link.send(&()).await?;
@@ -53,10 +74,24 @@ pub async fn ping(
         let reply: SignedPeerEntry = link.recv().await?;
         trace!(peer = %peer.fmt_short(), "ping: reply received");
         link.close(CloseReason::Success, PING_CLOSE_GRACE).await;
-        Ok(reply)
+        Ok::<_, LinkError>(reply)
     })
     .await
-    .map_err(|_| LinkError::Timeout(timeout))?
+    .map_err(|_| LinkError::Timeout(timeout))??;
+    let answered = reply.entry().id();
+    if answered != peer {
+        return Err(PingError::WrongPeer {
+            dialed: peer,
+            answered,
+        });
+    }
+    if reply.entry().network != network {
+        return Err(PingError::OtherNetwork {
+            peer,
+            network: reply.entry().network,
+        });
+    }
+    Ok(reply)
 }
 
 /// Serves pings with this node's entry.
@@ -80,7 +115,7 @@ impl PingService {
     async fn serve(&self, connection: Connection) -> Result<(), LinkError> {
         let mut link = Link::<Ping>::accept(connection).await?;
         let () = link.recv().await?;
-        let reply = self.local.refreshed(self.endpoint.addr());
+        let reply = self.local.signed_copy(self.endpoint.addr());
         link.send(&reply).await?;
         // The initiator ends the exchange; its close is the normal outcome.
         match link.closed().await {

@@ -1,12 +1,13 @@
 //! `Discovery`: the catalog, its rules, and everything that feeds it.
 //!
-//! Entries arrive from three paths (gossip, catalog sync, and in future
-//! direct feeds); all of them go through [`Discovery::ingest`], which
-//! applies the catalog's rules, remembers the peer's address so iroh can
-//! dial it by id, emits events, and starts a catalog sync with peers seen
-//! for the first time. Rejections are counted by reason and logged.
-//! `Discovery` owns the node's gossip instance; the [`worker`](super::worker)
-//! runs it, and `protocol.rs` serves the protocols.
+//! Entries arrive from gossip and catalog sync; both go through
+//! [`intake`](super::intake), which applies the catalog's rules and the
+//! volume budgets, remembers the peer's address so iroh can dial it by id,
+//! emits events, and queues a catalog sync with peers seen for the first
+//! time ([`sync_queue`](super::sync_queue)). Rejections are counted by reason
+//! and logged, rate-limited. `Discovery` owns the node's gossip instance;
+//! the [`worker`](super::worker) runs it, and `protocol.rs` serves the
+//! protocols.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -22,21 +23,26 @@ use iroh::{
     Endpoint, EndpointAddr, EndpointId, address_lookup::memory::MemoryLookup, endpoint_info::EndpointInfo,
 };
 use iroh_gossip::{api::GossipSender, net::Gossip};
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
 use super::{
     announce::{ANNOUNCE_ALPN, Announcement, GracefulDeparture},
-    catalog::{Catalog, Source, Upsert},
+    catalog::Catalog,
     config::DiscoveryConfig,
     entry::{PeerEntry, SignedPeerEntry, Ticket, now_ms},
     event::Event,
     local::LocalPeer,
-    rejection::Rejection,
-    sync::{self, SyncCatalog},
+    rejection::{Rejection, Rejections},
+    source_budget::SourceBudgets,
+    sync::{self, CatalogSync, Merged, Snapshot, SyncCatalog},
+    sync_queue::{DialBudget, Learned, Queued, SyncQueue},
 };
-use crate::{network::Dialer, primitives::Digest};
+use crate::{
+    network::{Dialer, Protocol},
+    primitives::{Digest, varint},
+};
 
 /// How long a broadcast may take to reach lazy Plumtree neighbours
 /// (dispatch 5 ms + graft timeout 80 ms, with room for a busy peer).
@@ -44,21 +50,27 @@ const LAZY_PUSH_SETTLE: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 pub struct Discovery {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    dialer: Dialer,
-    local: Arc<LocalPeer>,
-    lookup: MemoryLookup,
-    config: DiscoveryConfig,
-    catalog: Mutex<Catalog>,
-    events: broadcast::Sender<Event>,
+pub(super) struct Inner {
+    pub(super) dialer: Dialer,
+    pub(super) local: Arc<LocalPeer>,
+    pub(super) lookup: MemoryLookup,
+    pub(super) config: DiscoveryConfig,
+    pub(super) catalog: Mutex<Catalog>,
+    /// New peers each source may still add (taken with `catalog` held).
+    pub(super) budgets: Mutex<SourceBudgets>,
+    pub(super) events: broadcast::Sender<Event>,
     peer_count: watch::Sender<usize>,
-    rejections: Mutex<BTreeMap<Rejection, u64>>,
-    /// Peers we have synced with (or are syncing with) since they last left.
+    pub(super) rejections: Rejections,
+    /// Peers we have synced with (or queued a sync with) since they last
+    /// left; only ids the catalog holds, so it is bounded with it.
     seen: Mutex<HashSet<EndpointId>>,
-    sync_permits: Semaphore,
+    /// Newly discovered peers waiting for a sync, and its wake-up.
+    pending_syncs: Mutex<SyncQueue>,
+    pending_notify: Notify,
+    sync_permits: Arc<Semaphore>,
     /// The node's gossip instance (served under mosaik's announce ALPN).
     gossip_net: Gossip,
     /// The topic's sender while the worker has the topic joined.
@@ -84,6 +96,7 @@ impl Discovery {
             local.network(),
             config.purge_after,
             config.max_time_drift,
+            config.max_catalog_entries,
         );
         let (events, _) = broadcast::channel(config.events_backlog);
         let (peer_count, _) = watch::channel(0);
@@ -93,7 +106,13 @@ impl Discovery {
             .spawn(endpoint.clone());
         Self {
             inner: Arc::new(Inner {
-                sync_permits: Semaphore::new(config.max_concurrent_syncs),
+                sync_permits: Arc::new(Semaphore::new(config.max_concurrent_syncs)),
+                budgets: Mutex::new(SourceBudgets::new(
+                    config.max_new_entries_per_source,
+                    config.new_entries_window,
+                )),
+                pending_syncs: Mutex::new(SyncQueue::new(config.max_pending_syncs)),
+                pending_notify: Notify::new(),
                 gossip_net,
                 dialer,
                 local,
@@ -102,7 +121,7 @@ impl Discovery {
                 catalog: Mutex::new(catalog),
                 events,
                 peer_count,
-                rejections: Mutex::new(BTreeMap::new()),
+                rejections: Rejections::default(),
                 seen: Mutex::new(HashSet::new()),
                 gossip: Mutex::new(None),
                 neighbors: AtomicUsize::new(0),
@@ -207,87 +226,23 @@ impl Discovery {
 
     /// Rejected entries and messages, by reason name.
     pub fn rejections(&self) -> BTreeMap<&'static str, u64> {
-        self.inner
-            .rejections
-            .lock()
-            .expect("rejections")
-            .iter()
-            .map(|(reason, count)| (reason.name(), *count))
-            .collect()
+        self.inner.rejections.counts()
+    }
+
+    /// Newly discovered peers waiting for a catalog sync (at most
+    /// `max_pending_syncs`).
+    pub fn pending_syncs(&self) -> usize {
+        self.inner.pending_syncs.lock().expect("pending syncs").len()
     }
 
     pub fn neighbors(&self) -> usize {
         self.inner.neighbors.load(Ordering::Relaxed)
     }
 
-    // ---- intake ---------------------------------------------------------------------
-
-    fn count_rejection(&self, reason: Rejection) {
-        *self
-            .inner
-            .rejections
-            .lock()
-            .expect("rejections")
-            .entry(reason)
-            .or_default() += 1;
-    }
+    // ---- intake (see `intake.rs` for entries) ---------------------------------------
 
     pub(crate) fn reject(&self, reason: Rejection, from: Option<EndpointId>, detail: &dyn std::fmt::Display) {
-        self.count_rejection(reason);
-        match from {
-            Some(peer) => {
-                warn!(peer = %peer.fmt_short(), %reason, "discovery rejected input: {detail}")
-            }
-            None => warn!(%reason, "discovery rejected input: {detail}"),
-        }
-    }
-
-    /// Applies the catalog's rules to `entry` and, if it is taken, makes it
-    /// known everywhere it matters.
-    pub fn ingest(&self, entry: SignedPeerEntry, source: Source, from: Option<EndpointId>) -> Upsert {
-        let now = now_ms();
-        if source == Source::Gossip {
-            let drift = self.inner.config.max_time_drift.as_millis() as i64;
-            let updated = entry.entry().version.updated_at_ms();
-            if updated < now - drift {
-                // Not hostile: a slow network relays old copies of honest
-                // entries. Counted, and only logged at debug level.
-                self.count_rejection(Rejection::Stale);
-                debug!(
-                    peer = ?from.map(|p| p.fmt_short().to_string()),
-                    "gossiped entry older than the drift bound ignored"
-                );
-                return Upsert::Rejected(Rejection::Stale);
-            }
-        }
-        let outcome = self
-            .inner
-            .catalog
-            .lock()
-            .expect("catalog")
-            .upsert(entry.clone(), now);
-        match outcome {
-            Upsert::New | Upsert::Updated => {
-                self.inner
-                    .lookup
-                    .add_endpoint_info(EndpointInfo::from(entry.entry().address.clone()));
-                self.publish_count();
-                let event = if outcome == Upsert::New {
-                    debug!(peer = %entry.entry().id().fmt_short(), ?source, "peer discovered");
-                    self.observe(&entry.entry().address);
-                    Event::Discovered(entry)
-                } else {
-                    Event::Updated(entry)
-                };
-                let _ = self.inner.events.send(event);
-            }
-            Upsert::Rejected(Rejection::NotNewer | Rejection::OwnEntry) => {}
-            Upsert::Rejected(rejection) => {
-                let id = entry.entry().id();
-                self.reject(rejection, from, &format_args!("entry of {}", id.fmt_short()));
-            }
-        }
-        outcome
+        self.inner.rejections.record(reason, 1, from, detail);
     }
 
     /// A peer says goodbye: forget it if the goodbye covers what we hold.
@@ -321,43 +276,88 @@ impl Discovery {
         }
     }
 
-    fn forget(&self, entry: SignedPeerEntry) {
-        self.inner.seen.lock().expect("seen").remove(&entry.entry().id());
+    pub(super) fn forget(&self, entry: SignedPeerEntry) {
+        let id = entry.entry().id();
+        self.inner.seen.lock().expect("seen").remove(&id);
+        // The lookup holds addresses of catalog peers only, or a churning
+        // flood would grow it for ever; a peer that comes back brings its
+        // address again.
+        self.inner.lookup.remove_endpoint_info(id);
         self.publish_count();
         let _ = self.inner.events.send(Event::Departed(entry));
     }
 
-    fn publish_count(&self) {
+    pub(super) fn publish_count(&self) {
         let count = self.inner.catalog.lock().expect("catalog").len(now_ms());
         self.inner.peer_count.send_replace(count);
     }
 
-    /// First sight of a peer: sync catalogs with it, and reach it by gossip
-    /// if we have no gossip neighbours yet.
-    fn observe(&self, addr: &EndpointAddr) {
+    /// First sight of a peer: queue a catalog sync with it (see
+    /// `sync_queue.rs` for the bounds and the order).
+    pub(super) fn observe(&self, addr: &EndpointAddr, learned: Learned) {
         if !self.inner.seen.lock().expect("seen").insert(addr.id) {
             return;
         }
-        if self.neighbors() == 0
-            && let Some(sender) = self.gossip_sender()
-        {
-            let id = addr.id;
-            self.spawn(async move {
-                let _ = sender.join_peers(vec![id]).await;
-            });
+        let queued = self
+            .inner
+            .pending_syncs
+            .lock()
+            .expect("pending syncs")
+            .push(addr.clone(), learned);
+        match queued {
+            Queued::Yes => {}
+            Queued::Displaced(dropped) => {
+                self.inner.seen.lock().expect("seen").remove(&dropped.id);
+                self.inner.rejections.count(Rejection::SyncQueueFull, 1);
+            }
+            Queued::Full => {
+                self.inner.seen.lock().expect("seen").remove(&addr.id);
+                self.inner.rejections.count(Rejection::SyncQueueFull, 1);
+            }
         }
-        let this = self.clone();
-        let addr = addr.clone();
-        self.spawn(async move {
-            let Ok(_permit) = this.inner.sync_permits.acquire().await else {
+        self.inner.pending_notify.notify_one();
+    }
+
+    /// Marks `id` as synced with: no queued sync for it is needed.
+    pub(super) fn mark_synced(&self, id: EndpointId) {
+        self.inner.seen.lock().expect("seen").insert(id);
+    }
+
+    /// Dials queued peers for a catalog sync, within the dial budget and
+    /// `max_concurrent_syncs`; runs until discovery shuts down.
+    pub(crate) async fn run_sync_queue(self) {
+        let config = &self.inner.config;
+        let mut budget = DialBudget::new(config.sync_dials_per_interval, config.sync_dial_interval);
+        loop {
+            let next = self.inner.pending_syncs.lock().expect("pending syncs").pop();
+            let Some(addr) = next else {
+                self.inner.pending_notify.notified().await;
+                continue;
+            };
+            budget.take().await;
+            let Ok(permit) = self.inner.sync_permits.clone().acquire_owned().await else {
                 return;
             };
-            if let Err(e) = sync::initiate(&this, addr.clone()).await {
-                debug!(peer = %addr.id.fmt_short(), error = %e, "catalog sync failed");
-                // Let a later sighting try again.
-                this.inner.seen.lock().expect("seen").remove(&addr.id);
-            }
-        });
+            let this = self.clone();
+            self.spawn(async move {
+                let _permit = permit;
+                match sync::initiate(&this, addr.clone()).await {
+                    Ok(_) => {
+                        // It answered: a gossip neighbour if we have none.
+                        if this.neighbors() == 0
+                            && let Some(sender) = this.gossip_sender()
+                        {
+                            let _ = sender.join_peers(vec![addr.id]).await;
+                        }
+                    }
+                    Err(e) => {
+                        debug!(peer = %addr.id.fmt_short(), error = %e, "catalog sync failed");
+                        // Let a later sighting try again.
+                        this.inner.seen.lock().expect("seen").remove(&addr.id);
+                    }
+                }
+            });
+        }
     }
 
     /// Runs `task` until it ends or discovery shuts down.
@@ -373,17 +373,31 @@ impl Discovery {
 
     // ---- what we say about ourselves --------------------------------------------------
 
-    /// All current signed entries, ours included, as a sync snapshot frame.
+    /// Our snapshot frame: our own entry first, then the most recently
+    /// updated entries, as many as `max_snapshot_entries` and the frame
+    /// limit allow, so a sync we serve never fails for its size.
     pub(crate) fn snapshot(&self) -> Bytes {
         let now = now_ms();
         // A freshly signed own entry: the peer may have let our last one go
         // stale (that is what a 401 from a producer means), and mosaik keeps
-        // only entries younger than its `purge_after`.
-        let own = self.inner.local.refreshed(self.endpoint().addr());
+        // only entries younger than its `purge_after`. A copy, not stored:
+        // peers asking often must not push our version ahead of the clock.
+        let own = self.inner.local.signed_copy(self.endpoint().addr());
         let catalog = self.inner.catalog.lock().expect("catalog");
-        let mut entries: Vec<&SignedPeerEntry> = catalog.peers(now).collect();
-        entries.push(&own);
-        entries.sort_by_key(|e| e.entry().id());
+        let max_entries = self.inner.config.max_snapshot_entries;
+        let mut room = CatalogSync::MAX_FRAME - varint::MAX_LEN;
+        let mut entries: Vec<&SignedPeerEntry> = Vec::new();
+        for entry in std::iter::once(&own).chain(catalog.newest_first(now)) {
+            if entries.len() == max_entries {
+                break;
+            }
+            // An entry too large for the rest of the frame is skipped, not
+            // the end: smaller ones may still fit.
+            if let Some(left) = room.checked_sub(entry.wire().len()) {
+                room = left;
+                entries.push(entry);
+            }
+        }
         sync::encode_snapshot(entries.into_iter())
     }
 
@@ -530,7 +544,7 @@ impl Discovery {
         }
         let departure = GracefulDeparture::new(
             self.inner.local.key(),
-            self.inner.local.version(),
+            self.inner.local.newest_handed_out(),
             chrono::Utc::now(),
         );
         match Announcement::GracefulDeparture(departure).encode() {
@@ -561,11 +575,17 @@ impl SyncCatalog for Discovery {
         Discovery::snapshot(self)
     }
 
-    fn merge_synced(&self, entry: SignedPeerEntry, from: EndpointId) -> bool {
-        matches!(
-            self.ingest(entry, Source::Sync, Some(from)),
-            Upsert::New | Upsert::Updated
-        )
+    fn max_snapshot_entries(&self) -> usize {
+        self.inner.config.max_snapshot_entries
+    }
+
+    fn merge_snapshot(&self, snapshot: Snapshot, from: EndpointId, we_initiated: bool) -> Merged {
+        let learned = if we_initiated {
+            Learned::FromAnswering
+        } else {
+            Learned::FromOthers
+        };
+        Discovery::merge_snapshot(self, snapshot, from, learned)
     }
 
     fn reject(&self, reason: Rejection, from: Option<EndpointId>, detail: &dyn std::fmt::Display) {

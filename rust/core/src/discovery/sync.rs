@@ -6,9 +6,11 @@
 //! merge what they received into the catalog through [`SyncCatalog`] (the
 //! discovery service). Every wait is bounded by `sync_timeout`, and the
 //! acceptor answers before merging, so a slow or silent peer costs one
-//! short-lived task and never stalls discovery. Entries whose signature
-//! fails are counted and skipped; a frame that is not a snapshot at all
-//! ends the link with 400.
+//! short-lived task and never stalls discovery. A snapshot is read up to
+//! `max_snapshot_entries` and merged off the async workers (decoding and
+//! verifying thousands of entries is CPU work); entries whose signature
+//! fails are counted and skipped, and after `max_forged_per_link` of them
+//! the link ends with 400, as does a frame that is not a snapshot at all.
 
 use std::{fmt::Display, time::Duration};
 
@@ -21,7 +23,7 @@ use iroh::{
 use tracing::debug;
 
 use super::{
-    entry::{EntryError, SignedPeerEntry},
+    entry::{EntryError, SignedPeerEntry, UnverifiedEntry},
     rejection::Rejection,
 };
 use crate::{
@@ -50,9 +52,11 @@ pub trait SyncCatalog: Clone + Send + Sync + 'static {
     /// Every current signed entry, ours (freshly signed) included, encoded
     /// as a snapshot frame.
     fn snapshot(&self) -> Bytes;
-    /// Applies the catalog's rules to an entry the peer sent; whether it was
-    /// new or newer.
-    fn merge_synced(&self, entry: SignedPeerEntry, from: EndpointId) -> bool;
+    /// Entries read from one received snapshot.
+    fn max_snapshot_entries(&self) -> usize;
+    /// Applies the catalog's rules and budgets to the entries `from` sent
+    /// (blocking work); `we_initiated` when `from` answered our sync.
+    fn merge_snapshot(&self, snapshot: Snapshot, from: EndpointId, we_initiated: bool) -> Merged;
     fn reject(&self, reason: Rejection, from: Option<EndpointId>, detail: &dyn Display);
     /// Whether we have said goodbye: then we serve no more syncs, since our
     /// snapshot would carry our entry past the goodbye.
@@ -67,6 +71,8 @@ pub enum SyncError {
     Timeout(Duration),
     #[error("the peer sent something that is not a catalog snapshot: {0}")]
     Malformed(EntryError),
+    #[error("the peer's snapshot carried too many entries with bad signatures")]
+    Forged,
 }
 
 /// Encodes entries as a `CatalogSnapshot` payload, from their exact bytes.
@@ -79,48 +85,57 @@ pub fn encode_snapshot<'a>(entries: impl ExactSizeIterator<Item = &'a SignedPeer
     out.freeze()
 }
 
-/// A decoded snapshot: the verified entries, and how many had bad signatures.
+/// A decoded snapshot, its signatures not checked yet.
 pub struct Snapshot {
-    pub entries: Vec<SignedPeerEntry>,
-    pub forged: usize,
+    pub entries: Vec<UnverifiedEntry>,
+    /// It announced more entries than we read.
+    pub truncated: bool,
 }
 
-/// Decodes a `CatalogSnapshot`, verifying each entry on its own.
-pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, EntryError> {
+/// What merging a snapshot did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Merged {
+    /// Entries that were new or newer.
+    pub taken: usize,
+    /// So many signatures failed that we stopped verifying: a protocol
+    /// violation, not a stale peer.
+    pub forged_limit_reached: bool,
+}
+
+/// Decodes a `CatalogSnapshot` up to `max_entries` entries; the rest of a
+/// longer one is not read. Signatures are checked later, by the merge,
+/// for the entries the catalog would take.
+pub fn decode_snapshot(bytes: &[u8], max_entries: usize) -> Result<Snapshot, EntryError> {
     let (count, mut rest): (u64, &[u8]) = postcard::take_from_bytes(bytes)?;
-    let mut snapshot = Snapshot {
-        entries: Vec::new(),
-        forged: 0,
-    };
-    for _ in 0..count {
-        match SignedPeerEntry::take_from(rest) {
-            Ok((entry, tail)) => {
-                snapshot.entries.push(entry);
-                rest = tail;
-            }
-            Err(EntryError::BadSignatureIn { rest_len }) => {
-                snapshot.forged += 1;
-                rest = &rest[rest.len() - rest_len..];
-            }
-            Err(other) => return Err(other),
-        }
+    let read = count.min(max_entries as u64) as usize;
+    // Never trust a count for an allocation: each entry is > 64 bytes.
+    let mut entries = Vec::with_capacity(read.min(rest.len() / 64));
+    for _ in 0..read {
+        let (entry, tail) = UnverifiedEntry::take_from(rest)?;
+        entries.push(entry);
+        rest = tail;
     }
-    Ok(snapshot)
+    Ok(Snapshot {
+        entries,
+        truncated: count > read as u64,
+    })
 }
 
-fn merge(catalog: &impl SyncCatalog, snapshot: Snapshot, from: EndpointId) -> usize {
-    for _ in 0..snapshot.forged {
-        catalog.reject(
-            Rejection::ForgedSignature,
-            Some(from),
-            &"snapshot entry with a bad signature",
-        );
-    }
-    snapshot
-        .entries
-        .into_iter()
-        .filter(|entry| catalog.merge_synced(entry.clone(), from))
-        .count()
+/// Merges `snapshot` on a blocking thread: a 16 MiB snapshot must not hold
+/// an async worker (streams share them).
+async fn merge(
+    catalog: &impl SyncCatalog,
+    snapshot: Snapshot,
+    from: EndpointId,
+    we_initiated: bool,
+) -> Merged {
+    let catalog = catalog.clone();
+    tokio::task::spawn_blocking(move || catalog.merge_snapshot(snapshot, from, we_initiated))
+        .await
+        .unwrap_or(Merged {
+            taken: 0,
+            forged_limit_reached: false,
+        })
 }
 
 async fn receive_snapshot(
@@ -132,7 +147,11 @@ async fn receive_snapshot(
             discovery.reject(Rejection::OversizedFrame, Some(link.remote_id()), e);
         }
     })?;
-    decode_snapshot(&frame).map_err(|e| {
+    let max_entries = discovery.max_snapshot_entries();
+    let decoded = tokio::task::spawn_blocking(move || decode_snapshot(&frame, max_entries))
+        .await
+        .expect("decoding a snapshot does not panic");
+    decoded.map_err(|e| {
         // Counted before the peer can see the close.
         discovery.reject(Rejection::Undecodable, Some(link.remote_id()), &e);
         link.close_now(CloseReason::ProtocolViolation);
@@ -148,8 +167,13 @@ pub async fn initiate(discovery: &impl SyncCatalog, addr: EndpointAddr) -> Resul
         link.send_raw(discovery.snapshot()).await?;
         let snapshot = receive_snapshot(discovery, &mut link).await?;
         let from = link.remote_id();
+        let merged = merge(discovery, snapshot, from, true).await;
+        if merged.forged_limit_reached {
+            link.close(CloseReason::ProtocolViolation, CLOSE_GRACE).await;
+            return Err(SyncError::Forged);
+        }
         link.close(CloseReason::Success, CLOSE_GRACE).await;
-        Ok::<_, SyncError>(merge(discovery, snapshot, from))
+        Ok::<_, SyncError>(merged.taken)
     };
     tokio::time::timeout(timeout, exchange)
         .await
@@ -172,7 +196,12 @@ impl<C: SyncCatalog> SyncService<C> {
         let mut link = Link::<CatalogSync>::accept(connection).await?;
         let snapshot = receive_snapshot(&self.discovery, &mut link).await?;
         link.send_raw(self.discovery.snapshot()).await?;
-        let taken = merge(&self.discovery, snapshot, link.remote_id());
+        let merged = merge(&self.discovery, snapshot, link.remote_id(), false).await;
+        if merged.forged_limit_reached {
+            link.close(CloseReason::ProtocolViolation, CLOSE_GRACE).await;
+            return Err(SyncError::Forged);
+        }
+        let taken = merged.taken;
         match link.closed().await {
             LinkError::ClosedByPeer(close) if close.known() == Some(CloseReason::Success) => Ok(taken),
             other => Err(other.into()),
@@ -223,16 +252,27 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_round_trips_and_skips_forged_entries() {
+    fn snapshot_round_trips_and_forged_entries_fail_verification() {
         let (a, b, c) = (entry(1), entry(2), entry(3));
         let mut bytes = encode_snapshot([&a, &b, &c].into_iter()).to_vec();
         assert_eq!(bytes[0], 3);
         // Corrupt b's signature (the last byte of its wire form).
         let b_end = 1 + a.wire().len() + b.wire().len();
         bytes[b_end - 1] ^= 1;
-        let snapshot = decode_snapshot(&bytes).unwrap();
-        assert_eq!(snapshot.entries, vec![a, c]);
-        assert_eq!(snapshot.forged, 1);
+        let snapshot = decode_snapshot(&bytes, 10).unwrap();
+        assert!(!snapshot.truncated);
+        let verified: Vec<_> = snapshot.entries.into_iter().map(|e| e.verify().ok()).collect();
+        assert_eq!(verified, vec![Some(a), None, Some(c)]);
+    }
+
+    #[test]
+    fn a_long_snapshot_is_read_up_to_the_bound() {
+        let entries: Vec<_> = (1..=5).map(entry).collect();
+        let bytes = encode_snapshot(entries.iter());
+        let snapshot = decode_snapshot(&bytes, 2).unwrap();
+        assert!(snapshot.truncated);
+        assert_eq!(snapshot.entries.len(), 2);
+        assert_eq!(snapshot.entries[1].wire(), entries[1].wire());
     }
 
     #[test]
@@ -245,10 +285,14 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_snapshot() {
-        assert!(decode_snapshot(&[]).is_err());
-        assert!(decode_snapshot(&[5, 1, 2, 3]).is_err());
+        assert!(decode_snapshot(&[], 10).is_err());
+        assert!(decode_snapshot(&[5, 1, 2, 3], 10).is_err());
         assert!(
-            decode_snapshot(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err()
+            decode_snapshot(
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                10
+            )
+            .is_err()
         );
     }
 }

@@ -5,7 +5,8 @@
 //! reacts: announcements feed the catalog; a new neighbour hears our entry;
 //! losing every neighbour re-joins through the catalog; a timer re-announces
 //! every 45 s ± 50 %; another purges stale entries; address changes (a home
-//! relay being chosen) re-announce at once.
+//! relay being chosen) re-announce at once. Beside it, one task dials the
+//! peers queued for a catalog sync (`sync_queue.rs`).
 
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ const PURGE_CHECK: Duration = Duration::from_secs(1);
 pub fn start(discovery: &Discovery, bootstrap: Vec<EndpointAddr>) {
     let gossip = discovery.gossip().clone();
     discovery.tasks().spawn(run(discovery.clone(), gossip, bootstrap));
+    discovery.spawn(discovery.clone().run_sync_queue());
 }
 
 async fn run(discovery: Discovery, gossip: Gossip, bootstrap: Vec<EndpointAddr>) {

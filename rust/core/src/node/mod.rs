@@ -48,6 +48,18 @@ pub enum NodeError {
     Closed,
     #[error(transparent)]
     Link(#[from] LinkError),
+    /// A ping answered with another peer's entry, or another network's.
+    #[error(transparent)]
+    Ping(ping::PingError),
+}
+
+impl From<ping::PingError> for NodeError {
+    fn from(error: ping::PingError) -> Self {
+        match error {
+            ping::PingError::Link(link) => NodeError::Link(link),
+            other => NodeError::Ping(other),
+        }
+    }
 }
 
 /// A running node. Cheap to clone; all clones share one endpoint.
@@ -173,7 +185,7 @@ impl Node {
         // The app names where the peer is now (see `Dialer::expect_at`).
         let dialer = self.inner.discovery.dialer();
         dialer.expect_at(&addr).await;
-        Ok(ping::ping(dialer, addr, timeout).await?)
+        Ok(ping::ping(dialer, addr, self.network_id(), timeout).await?)
     }
 
     pub fn is_closed(&self) -> bool {

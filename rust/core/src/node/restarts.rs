@@ -18,10 +18,14 @@ use crate::{
 /// than at the idle timeout.
 pub(super) async fn close_connections_of_restarted_peers(discovery: Discovery, repair: RouteRepair) {
     let mut events = discovery.subscribe();
-    // The run each peer was last seen in. Bounded: a peer is forgotten when
-    // it departs (a restart after that is a fresh discovery, and its old
-    // connections ended with the departure or go at the idle timeout).
+    // The run each peer was last seen in. A peer is forgotten when it
+    // departs (a restart after that is a fresh discovery, and its old
+    // connections ended with the departure or go at the idle timeout). A
+    // departure we missed (this subscriber lagged) would stay for ever, so
+    // after a lag, or once the map outgrows what the catalog can hold, it
+    // keeps only peers discovery still knows.
     let mut runs: HashMap<EndpointId, i64> = HashMap::new();
+    let bound = 2 * discovery.config().max_catalog_entries;
     let cancel = discovery.cancel_token().clone();
     loop {
         let event = tokio::select! {
@@ -30,7 +34,10 @@ pub(super) async fn close_connections_of_restarted_peers(discovery: Discovery, r
         };
         let event = match event {
             Ok(event) => event,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                runs.retain(|id, _| discovery.knows(id));
+                continue;
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let entry = event.entry().entry();
@@ -45,6 +52,9 @@ pub(super) async fn close_connections_of_restarted_peers(discovery: Discovery, r
                     .is_some_and(|previous| previous != run)
                 {
                     let _unclosable = repair.moved(entry.id(), &entry.address.addrs, "peer restarted");
+                }
+                if runs.len() > bound {
+                    runs.retain(|id, _| discovery.knows(id));
                 }
             }
         }
