@@ -124,6 +124,9 @@ impl Acceptor {
             // Consumers send nothing after their 64-byte handshake.
             link.limit_frames(HANDSHAKE_FRAME_LIMIT);
             let handshake: ConsumerHandshake = link.recv().await?;
+            // Nothing more is read from a consumer: what it might still
+            // send must not pile up unread for as long as it subscribes.
+            link.stop_reading();
             Ok::<_, LinkError>((link, handshake))
         })
         .await;
