@@ -13,6 +13,7 @@
 pub mod queue;
 pub mod ready;
 mod receiver;
+mod verdicts;
 mod worker;
 
 use std::sync::Arc;
