@@ -110,8 +110,10 @@ class Producer(Closing):
     is_online = Native[bool]("Whether at least one consumer is subscribed.")
     stats = Native[Stats]("Datums and bytes sent.")
     refusals = Native[dict[str, int]](
-        "Subscriptions refused (``no_capacity``, ``require``, ``ticket``) or ended "
-        "because a ticket expired or was removed (``ticket_revoked``), by reason."
+        "Subscriptions refused (``no_capacity``; ``peer_limit``: the peer already "
+        "holds 8; ``require``; ``require_busy``: 16 predicates already running; "
+        "``require_timeout``: no answer within 5 s; ``ticket``) or ended because a "
+        "ticket expired or was removed (``ticket_revoked``), by reason."
     )
     consumers = Native[list[ChannelInfo]](
         "Live subscriptions, connecting or connected.", name="channels"

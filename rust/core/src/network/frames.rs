@@ -5,9 +5,10 @@
 //!
 //! Reading: QUIC hands a receiver the stream as chunks (about a packet
 //! each); a frame that lies inside one chunk is returned as a slice of it,
-//! and only a frame that straddles chunks is copied together. A length over
-//! the limit is refused as soon as its 4 bytes are there, before anything
-//! is reserved.
+//! and only a frame that straddles chunks is copied together, as its chunks
+//! arrive, so that it never holds more than twice its size whatever the
+//! sender cut it into. A length over the limit is refused as soon as its 4
+//! bytes are there, before anything is reserved.
 //!
 //! Writing: a sender with many small frames lays them out back to back in
 //! one buffer ([`WireFrames`]) as it encodes them, so the link hands QUIC
@@ -29,14 +30,59 @@ pub struct FrameTooLarge(pub usize);
 #[derive(Debug)]
 pub struct FrameBuffer {
     chunks: VecDeque<Bytes>,
+    /// The first frame, once it is known to straddle chunks: its bytes so
+    /// far, copied together as they arrive. Chunks are slices of whole
+    /// datagrams, so keeping the many small ones a frame may come in would
+    /// hold far more memory than the frame (a 1-byte STREAM frame holds its
+    /// whole datagram); copied, a frame costs at most twice its size while
+    /// it grows, and its size once whole. While it grows `chunks` is empty.
+    assembly: Option<Assembly>,
+    /// Bytes in `chunks` and `assembly` (not yet returned).
     buffered: usize,
     max_frame: usize,
+}
+
+/// A frame being copied together: `wire` holds its first bytes, length
+/// prefix included, out of `total`.
+#[derive(Debug)]
+struct Assembly {
+    wire: Vec<u8>,
+    total: usize,
+}
+
+impl Assembly {
+    /// The least an assembly reserves, so a frame of a few packets is not
+    /// reallocated packet by packet.
+    const FIRST_RESERVE: usize = 64 * 1024;
+
+    fn new(total: usize) -> Self {
+        Self {
+            wire: Vec::with_capacity(total.min(Self::FIRST_RESERVE)),
+            total,
+        }
+    }
+
+    fn missing(&self) -> usize {
+        self.total - self.wire.len()
+    }
+
+    /// Appends `bytes` (no more than is missing), growing by doubling but
+    /// never past the frame: the capacity stays within twice what arrived.
+    fn extend(&mut self, bytes: &[u8]) {
+        let needed = self.wire.len() + bytes.len();
+        if needed > self.wire.capacity() {
+            let target = needed.max(2 * self.wire.capacity()).min(self.total);
+            self.wire.reserve_exact(target - self.wire.len());
+        }
+        self.wire.extend_from_slice(bytes);
+    }
 }
 
 impl FrameBuffer {
     pub fn new(max_frame: usize) -> Self {
         Self {
             chunks: VecDeque::new(),
+            assembly: None,
             buffered: 0,
             max_frame,
         }
@@ -52,7 +98,13 @@ impl FrameBuffer {
     }
 
     /// Appends the next bytes of the stream.
-    pub fn push(&mut self, chunk: Bytes) {
+    pub fn push(&mut self, mut chunk: Bytes) {
+        if let Some(assembly) = &mut self.assembly {
+            let n = assembly.missing().min(chunk.len());
+            assembly.extend(&chunk[..n]);
+            chunk.advance(n);
+            self.buffered += n;
+        }
         if !chunk.is_empty() {
             self.buffered += chunk.len();
             self.chunks.push_back(chunk);
@@ -61,16 +113,13 @@ impl FrameBuffer {
 
     /// The next whole frame's payload, if all of it is here.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, FrameTooLarge> {
-        let Some(length) = self.whole_frame_length()? else {
-            return Ok(None);
-        };
-        self.skip(PREFIX);
-        Ok(Some(self.take(length)))
+        let run = self.next_run(1)?;
+        Ok(run.map(|run| run.wire.slice(PREFIX..)))
     }
 
-    /// The payload length of the next frame if all of it is buffered;
-    /// refuses a length over the limit as soon as its 4 bytes are there.
-    fn whole_frame_length(&self) -> Result<Option<usize>, FrameTooLarge> {
+    /// The payload length the next frame announces, once its 4 bytes are
+    /// here; refuses a length over the limit.
+    fn next_length(&self) -> Result<Option<usize>, FrameTooLarge> {
         if self.buffered < PREFIX {
             return Ok(None);
         }
@@ -80,7 +129,7 @@ impl FrameBuffer {
         if length > self.max_frame {
             return Err(FrameTooLarge(length));
         }
-        Ok((self.buffered >= PREFIX + length).then_some(length))
+        Ok(Some(length))
     }
 
     /// Up to `max` next whole frames as one run: every frame that lies in
@@ -88,6 +137,18 @@ impl FrameBuffer {
     /// chunks comes alone, copied together. A length over the limit ends
     /// the run before it, and is refused when it comes first.
     pub fn next_run(&mut self, max: usize) -> Result<Option<FrameRun>, FrameTooLarge> {
+        if let Some(assembly) = &self.assembly {
+            if assembly.missing() > 0 {
+                return Ok(None);
+            }
+            let Assembly { wire, total } = self.assembly.take().expect("an assembly");
+            self.buffered -= total;
+            return Ok(Some(FrameRun {
+                wire: Bytes::from(wire),
+                frames: 1,
+                payload_bytes: total - PREFIX,
+            }));
+        }
         let Some(front) = self.chunks.front_mut() else {
             return Ok(None);
         };
@@ -117,14 +178,24 @@ impl FrameBuffer {
             }));
         }
         // The first frame is over the limit or straddles chunks.
-        let Some(length) = self.whole_frame_length()? else {
+        let Some(length) = self.next_length()? else {
             return Ok(None);
         };
-        Ok(Some(FrameRun {
-            wire: self.take(PREFIX + length),
-            frames: 1,
-            payload_bytes: length,
-        }))
+        let total = PREFIX + length;
+        if self.buffered >= total {
+            return Ok(Some(FrameRun {
+                wire: self.take(total),
+                frames: 1,
+                payload_bytes: length,
+            }));
+        }
+        // Not all here: copy what is, and the rest as it comes (`push`).
+        let mut assembly = Assembly::new(total);
+        for chunk in self.chunks.drain(..) {
+            assembly.extend(&chunk);
+        }
+        self.assembly = Some(assembly);
+        Ok(None)
     }
 
     /// Copies the first `into.len()` buffered bytes (there are that many).
@@ -137,19 +208,6 @@ impl FrameBuffer {
             if filled == into.len() {
                 return;
             }
-        }
-    }
-
-    fn skip(&mut self, mut n: usize) {
-        self.buffered -= n;
-        while n > 0 {
-            let front = self.chunks.front_mut().expect("enough buffered");
-            if front.len() > n {
-                front.advance(n);
-                return;
-            }
-            n -= front.len();
-            self.chunks.pop_front();
         }
     }
 
@@ -486,6 +544,35 @@ mod tests {
         builder.push_with(8, |buf| buf.put_slice(&[1; 8])).unwrap();
         let frames = builder.finish();
         assert_eq!(frames.run(0..2).wire, wire(&[b"ok", &[1; 8]]));
+    }
+
+    #[test]
+    fn a_frame_in_one_byte_chunks_holds_at_most_twice_its_size() {
+        // Each byte comes as QUIC hands a 1-byte STREAM frame over: a slice
+        // of its whole datagram, which the slice keeps alive.
+        const DATAGRAM: usize = 1452;
+        let payload = vec![5u8; 256 * 1024];
+        let stream = wire(&[&payload]);
+        let mut buffer = FrameBuffer::new(1 << 20);
+        for (received, byte) in stream.iter().enumerate() {
+            let mut datagram = vec![0u8; DATAGRAM];
+            datagram[7] = *byte;
+            buffer.push(Bytes::from(datagram).slice(7..8));
+            if received + 1 < stream.len() {
+                assert!(matches!(buffer.next_run(8), Ok(None)));
+                let held_datagrams = buffer.chunks.len() * DATAGRAM;
+                let assembled = buffer.assembly.as_ref().map_or(0, |a| a.wire.capacity());
+                let held = held_datagrams + assembled;
+                assert!(
+                    held <= 2 * (received + 1) + Assembly::FIRST_RESERVE,
+                    "{held} bytes held for {} received",
+                    received + 1
+                );
+            }
+        }
+        let run = buffer.next_run(8).unwrap().expect("the whole frame");
+        assert_eq!(run.payloads().collect::<Vec<_>>(), [&payload[..]]);
+        assert_eq!(buffer.buffered(), 0);
     }
 
     #[test]

@@ -184,6 +184,14 @@ impl<P: Protocol> Link<P> {
         written.map(|_| ()).map_err(|e| self.io_error(e.into()))
     }
 
+    /// Tells the peer we read nothing more on this link (QUIC's
+    /// STOP_SENDING): whatever it still sends is dropped by QUIC as it
+    /// arrives instead of held, unread, until the link closes. The link
+    /// still sends, and still sees the peer close the connection.
+    pub fn stop_reading(&mut self) {
+        let _ = self.reader.stop(VarInt::from_u32(0));
+    }
+
     /// Receives one frame and decodes it. A frame that fails to decode
     /// closes the link with `ProtocolViolation` (400).
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, LinkError> {

@@ -1,6 +1,6 @@
 //! The transport layer: the dialer, links and their framing, close reasons, endpoint
-//! addresses, the protocol traits subsystems implement, and the route
-//! repair. Nothing here knows any subsystem; `node` composes them.
+//! addresses, the protocol traits subsystems implement, the QUIC limits
+//! every connection gets, and the route repair. Nothing here knows any subsystem; `node` composes them.
 
 pub mod address;
 pub mod close;
@@ -8,6 +8,7 @@ pub mod dialer;
 pub mod frames;
 pub mod link;
 pub mod protocol;
+pub mod quic_limits;
 pub mod route_repair;
 
 use std::time::Duration;

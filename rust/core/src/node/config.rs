@@ -17,7 +17,7 @@ use iroh::{
 
 use crate::{
     discovery::{DiscoveryConfig, DiscoveryConfigError},
-    network::{IDLE_TIMEOUT, KEEP_ALIVE, route_repair::RouteRepair},
+    network::{IDLE_TIMEOUT, KEEP_ALIVE, quic_limits, route_repair::RouteRepair},
     primitives::Digest,
 };
 
@@ -163,8 +163,8 @@ impl NodeConfig {
             // Each path has its own timer (iroh: 6.5 s), and a dead peer's
             // connection lasts until its last path is given up.
             .default_path_max_idle_timeout(IDLE_TIMEOUT)
-            .default_path_keep_alive_interval(KEEP_ALIVE)
-            .build();
+            .default_path_keep_alive_interval(KEEP_ALIVE);
+        let transport = quic_limits::apply(transport).build();
         builder
             .secret_key(key)
             .transport_config(transport)

@@ -6,8 +6,8 @@
 //! read), its handshake arrives in time and decodes (400), the network
 //! matches (101), and this node produces the stream (10404). It then hands
 //! the link and the consumer's signed entry to that producer's admission
-//! worker, which checks capacity (10509) and `require` (10403) itself
-//! (`producer/mod.rs`). A refused subscription is a [`Refusal`], logged and
+//! worker, which checks capacity and subscriptions per peer (10509),
+//! tickets and `require` (10403) itself (`producer/admission.rs`). A refused subscription is a [`Refusal`], logged and
 //! closed with its code.
 
 use std::{
@@ -124,6 +124,9 @@ impl Acceptor {
             // Consumers send nothing after their 64-byte handshake.
             link.limit_frames(HANDSHAKE_FRAME_LIMIT);
             let handshake: ConsumerHandshake = link.recv().await?;
+            // Nothing more is read from a consumer: what it might still
+            // send must not pile up unread for as long as it subscribes.
+            link.stop_reading();
             Ok::<_, LinkError>((link, handshake))
         })
         .await;

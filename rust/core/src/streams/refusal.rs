@@ -9,8 +9,16 @@ use std::{collections::BTreeMap, sync::Mutex};
 pub enum Refusal {
     /// `max_consumers` reached (10509).
     NoCapacity,
+    /// The consumer's peer already holds `max_subscriptions_per_peer`
+    /// subscriptions, admitted or being checked (10509).
+    PeerLimit,
+    /// The producer already runs `MAX_PENDING_CHECKS` `require`
+    /// evaluations (10509: the consumer tries again later).
+    RequireBusy,
     /// The `require` predicate said no (10403).
     Require,
+    /// The `require` predicate did not answer in time (10509).
+    RequireTimeout,
     /// No ticket passed the producer's validators (10403).
     Ticket,
     /// A subscription ended: its ticket expired or was removed (10403).
@@ -21,7 +29,10 @@ impl Refusal {
     pub fn name(self) -> &'static str {
         match self {
             Refusal::NoCapacity => "no_capacity",
+            Refusal::PeerLimit => "peer_limit",
+            Refusal::RequireBusy => "require_busy",
             Refusal::Require => "require",
+            Refusal::RequireTimeout => "require_timeout",
             Refusal::Ticket => "ticket",
             Refusal::TicketRevoked => "ticket_revoked",
         }

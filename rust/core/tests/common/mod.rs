@@ -96,3 +96,19 @@ pub async fn hold_subscription(from: &Node, to: &Node, stream: &str) -> Result<L
         Err(e) => Err(e.remote_code().unwrap_or_else(|| panic!("{e}"))),
     }
 }
+
+/// This process's resident memory (`VmRSS` in `/proc/self/status`), in bytes.
+#[allow(dead_code, reason = "not every test binary uses it")]
+pub fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .expect("a VmRSS line");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS in kB");
+    kib * 1024
+}

@@ -12,6 +12,7 @@
 
 pub mod queue;
 mod receiver;
+mod verdicts;
 mod worker;
 
 use std::sync::Arc;
@@ -33,6 +34,9 @@ use crate::{discovery::Discovery, primitives::Digest, tickets::Validators};
 pub struct ConsumerConfig {
     pub stream_id: Digest,
     pub queue_size: usize,
+    /// Payload bytes the queue holds for its reader before `overflow`
+    /// applies (one datum larger than this still passes, alone).
+    pub queue_bytes: usize,
     pub overflow: Overflow,
     pub backoff: BackoffConfig,
     /// Which producers to subscribe to (all when `None`).
@@ -45,11 +49,14 @@ pub struct ConsumerConfig {
 impl ConsumerConfig {
     /// Datums a consumer holds for its reader before `overflow` applies.
     pub const DEFAULT_QUEUE_SIZE: usize = 1024;
+    /// Payload bytes a consumer holds for its reader before `overflow` applies.
+    pub const DEFAULT_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 
     pub fn new(stream_id: Digest) -> Self {
         Self {
             stream_id,
             queue_size: Self::DEFAULT_QUEUE_SIZE,
+            queue_bytes: Self::DEFAULT_QUEUE_BYTES,
             overflow: Overflow::Block,
             backoff: BackoffConfig::default(),
             require: None,
@@ -59,8 +66,10 @@ impl ConsumerConfig {
 
     /// Refuses settings a consumer cannot run with.
     pub fn validate(&self) -> Result<(), StreamsConfigError> {
-        if self.queue_size == 0 {
-            return Err(StreamsConfigError::Zero { field: "queue_size" });
+        for (field, value) in [("queue_size", self.queue_size), ("queue_bytes", self.queue_bytes)] {
+            if value == 0 {
+                return Err(StreamsConfigError::Zero { field });
+            }
         }
         self.backoff.validate()
     }
@@ -81,7 +90,7 @@ pub struct Consumer {
 
 impl Consumer {
     pub(crate) fn spawn(config: ConsumerConfig, discovery: Discovery) -> Self {
-        let queue = DeliveryQueue::new(config.queue_size, config.overflow);
+        let queue = DeliveryQueue::new(config.queue_size, config.queue_bytes, config.overflow);
         // Closing the node closes the consumer too (`is_closed` says so).
         let cancel = discovery.cancel_token().child_token();
         let shared = Arc::new(Shared {

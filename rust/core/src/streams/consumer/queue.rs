@@ -10,6 +10,13 @@
 //! Datums that arrived together stay together ([`Arrival`]: one run of
 //! wire frames, as the link cut it): queueing and taking them costs one
 //! step per run, not per datum, and the bound still counts datums.
+//!
+//! The queue has two bounds: datums and payload bytes. Counting datums
+//! alone would let a producer of 200 MiB datums fill a 1024-datum queue
+//! with 200 GiB; with the byte bound too, a reader that does not read holds
+//! the producer back through QUIC flow control once the queue holds its
+//! bytes. An empty queue takes one datum whatever its size, so a datum
+//! larger than the byte bound still gets through, alone.
 
 use std::{
     collections::VecDeque,
@@ -88,6 +95,51 @@ fn datums_in(arrivals: &VecDeque<Arrival>) -> usize {
     arrivals.iter().map(|a| a.run.frames).sum()
 }
 
+/// How much more a queue takes: datums and payload bytes, and whether its
+/// first datum goes whatever its size (the queue is empty).
+#[derive(Clone, Copy)]
+struct Room {
+    datums: usize,
+    bytes: usize,
+    first_goes: bool,
+}
+
+/// Moves the longest prefix of `from` that fits in `room` (splitting a run
+/// if need be) to `into`.
+fn take_within(from: &mut VecDeque<Arrival>, room: Room, mut into: impl FnMut(Arrival)) {
+    let (mut datums, mut bytes) = (0, 0);
+    while let Some(front) = from.front_mut() {
+        let datums_left = room.datums - datums;
+        let bytes_left = room.bytes.saturating_sub(bytes);
+        let run = &front.run;
+        let alone = room.first_goes && datums == 0 && run.frames == 1;
+        if run.frames <= datums_left && (run.payload_bytes <= bytes_left || alone) {
+            datums += run.frames;
+            bytes += run.payload_bytes;
+            into(from.pop_front().expect("a front"));
+            continue;
+        }
+        // Only some of this run fits: count them, then split it there.
+        let (mut fit, mut fit_bytes) = (0, 0);
+        for payload in run.payloads().take(datums_left) {
+            let first = room.first_goes && datums == 0 && fit == 0;
+            if fit_bytes + payload.len() > bytes_left && !first {
+                break;
+            }
+            fit += 1;
+            fit_bytes += payload.len();
+        }
+        if fit > 0 {
+            let head = front.run.split_to(fit);
+            into(Arrival {
+                channel: front.channel,
+                run: head,
+            });
+        }
+        return;
+    }
+}
+
 /// The queue was closed: nothing more is accepted.
 #[derive(Debug)]
 pub struct QueueClosed;
@@ -103,6 +155,7 @@ pub enum TryRecvError {
 
 pub struct DeliveryQueue {
     capacity: usize,
+    max_bytes: usize,
     overflow: Overflow,
     state: Mutex<State>,
     readable: Notify,
@@ -116,26 +169,55 @@ struct State {
     items: VecDeque<Arrival>,
     /// Datums in `items`.
     len: usize,
+    /// Payload bytes in `items`.
+    bytes: usize,
+    /// A writer waits for room (`Block`): the next reader wakes it.
+    writer_waits: bool,
     closed: bool,
 }
 
 impl State {
     fn push(&mut self, arrival: Arrival) {
         self.len += arrival.run.frames;
+        self.bytes += arrival.run.payload_bytes;
         self.items.push_back(arrival);
+    }
+
+    /// Takes the first `n` datums off the queue, handing each run to `into`.
+    fn take(&mut self, n: usize, mut into: impl FnMut(Arrival)) -> usize {
+        let mut bytes = 0;
+        let taken = take_datums(&mut self.items, n, |a| {
+            bytes += a.run.payload_bytes;
+            into(a);
+        });
+        self.len -= taken;
+        self.bytes -= bytes;
+        taken
+    }
+
+    fn room(&self, capacity: usize, max_bytes: usize) -> Room {
+        Room {
+            datums: capacity - self.len,
+            bytes: max_bytes.saturating_sub(self.bytes),
+            first_goes: self.len == 0,
+        }
     }
 }
 
 impl DeliveryQueue {
-    /// A queue of `capacity` datums (`ConsumerConfig::validate` makes it >= 1).
-    pub fn new(capacity: usize, overflow: Overflow) -> Self {
+    /// A queue of `capacity` datums and `max_bytes` payload bytes
+    /// (`ConsumerConfig::validate` makes both >= 1).
+    pub fn new(capacity: usize, max_bytes: usize, overflow: Overflow) -> Self {
         debug_assert!(capacity >= 1, "a queue holds at least one datum");
         Self {
             capacity,
+            max_bytes,
             overflow,
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 len: 0,
+                bytes: 0,
+                writer_waits: false,
                 closed: false,
             }),
             readable: Notify::new(),
@@ -163,28 +245,32 @@ impl DeliveryQueue {
                     return Err(QueueClosed);
                 }
                 let was_empty = state.len == 0;
-                let room = self.capacity - state.len;
+                let room = state.room(self.capacity, self.max_bytes);
                 let dropped = match self.overflow {
                     Overflow::Block => {
-                        take_datums(arrivals, room, |a| state.push(a));
+                        take_within(arrivals, room, |a| state.push(a));
+                        state.writer_waits |= !arrivals.is_empty();
                         0
                     }
                     Overflow::DropNewest => {
-                        take_datums(arrivals, room, |a| state.push(a));
+                        take_within(arrivals, room, |a| state.push(a));
                         let dropped = datums_in(arrivals);
                         arrivals.clear();
                         dropped
                     }
                     Overflow::DropOldest => {
-                        // Keep the newest `capacity`: first what was queued
-                        // longest, then the oldest of the new ones, go.
-                        let excess = datums_in(arrivals).saturating_sub(room);
-                        let from_queue = excess.min(state.len);
-                        take_datums(&mut state.items, from_queue, drop);
-                        state.len -= from_queue;
-                        take_datums(arrivals, excess - from_queue, drop);
+                        // Keep the newest that fit: first what was queued
+                        // longest, then the oldest of the new ones, go (but
+                        // never the newest datum).
+                        let mut dropped = datums_in(arrivals).saturating_sub(self.capacity);
+                        take_datums(arrivals, dropped, drop);
                         arrivals.drain(..).for_each(|a| state.push(a));
-                        excess
+                        let over = state.len.saturating_sub(self.capacity);
+                        dropped += state.take(over, drop);
+                        while state.bytes > self.max_bytes && state.len > 1 {
+                            dropped += state.take(1, drop);
+                        }
+                        dropped
                     }
                 };
                 let readable = state.len > 0;
@@ -230,13 +316,12 @@ impl DeliveryQueue {
                 TryRecvError::Empty
             });
         }
-        let was_full = state.len >= self.capacity;
+        let writer_waits = std::mem::take(&mut state.writer_waits);
         let mut batch = Vec::new();
-        let taken = take_datums(&mut state.items, max.max(1), |a| batch.push(a));
-        state.len -= taken;
+        state.take(max.max(1), |a| batch.push(a));
         let more = state.len > 0;
         drop(state);
-        if was_full {
+        if writer_waits {
             self.writable.notify_waiters();
         }
         if more {
@@ -293,172 +378,5 @@ impl DeliveryQueue {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::{sync::Arc, time::Duration};
-
-    use bytes::BufMut;
-
-    use super::*;
-    use crate::network::frames::WireFramesBuilder;
-
-    impl DeliveryQueue {
-        /// One arrival, as the receivers' batches do it.
-        async fn push(&self, arrival: Arrival) -> Result<(), QueueClosed> {
-            self.push_many(&mut VecDeque::from([arrival])).await
-        }
-    }
-
-    /// Datums `ns` (one byte each) arrived together.
-    fn arrival(ns: impl IntoIterator<Item = u8>) -> Arrival {
-        let mut frames = WireFramesBuilder::new(16);
-        let mut count = 0;
-        for n in ns {
-            frames.push_with(1, |buf| buf.put_u8(n)).unwrap();
-            count += 1;
-        }
-        Arrival {
-            channel: 1,
-            run: frames.finish().run(0..count),
-        }
-    }
-
-    fn datum(n: u8) -> Arrival {
-        arrival([n])
-    }
-
-    fn payloads(batch: Vec<Arrival>) -> Vec<u8> {
-        let datums = batch.iter().flat_map(|a| a.deliveries().collect::<Vec<_>>());
-        datums.map(|d| d.payload[0]).collect()
-    }
-
-    #[tokio::test]
-    async fn a_batch_larger_than_the_queue_follows_each_policy() {
-        // Five datums that arrived as two runs.
-        let batch = || VecDeque::from([arrival(0..2), arrival(2..5)]);
-        let newest = DeliveryQueue::new(3, Overflow::DropOldest);
-        newest.push(datum(9)).await.unwrap();
-        newest.push_many(&mut batch()).await.unwrap();
-        assert_eq!(payloads(newest.pop_many(10).await), vec![2, 3, 4]);
-        assert_eq!(newest.dropped(), 3);
-
-        let oldest = DeliveryQueue::new(3, Overflow::DropNewest);
-        oldest.push(datum(9)).await.unwrap();
-        oldest.push_many(&mut batch()).await.unwrap();
-        assert_eq!(payloads(oldest.pop_many(10).await), vec![9, 0, 1]);
-        assert_eq!(oldest.dropped(), 3);
-
-        let blocking = Arc::new(DeliveryQueue::new(3, Overflow::Block));
-        let pusher = tokio::spawn({
-            let blocking = blocking.clone();
-            async move { blocking.push_many(&mut batch()).await }
-        });
-        let mut got = Vec::new();
-        while got.len() < 5 {
-            got.extend(payloads(blocking.pop_many(2).await));
-        }
-        pusher.await.unwrap().unwrap();
-        assert_eq!(got, vec![0, 1, 2, 3, 4], "all of it, in order, none dropped");
-        assert_eq!(blocking.dropped(), 0);
-    }
-
-    #[tokio::test]
-    async fn drop_oldest_keeps_the_newest() {
-        let queue = DeliveryQueue::new(3, Overflow::DropOldest);
-        for n in 0..5 {
-            queue.push(datum(n)).await.unwrap();
-        }
-        assert_eq!(payloads(queue.pop_many(10).await), vec![2, 3, 4]);
-        assert_eq!(queue.dropped(), 2);
-    }
-
-    #[tokio::test]
-    async fn drop_newest_keeps_the_oldest() {
-        let queue = DeliveryQueue::new(3, Overflow::DropNewest);
-        for n in 0..5 {
-            queue.push(datum(n)).await.unwrap();
-        }
-        assert_eq!(payloads(queue.pop_many(10).await), vec![0, 1, 2]);
-        assert_eq!(queue.dropped(), 2);
-    }
-
-    #[tokio::test]
-    async fn block_waits_for_room_and_loses_nothing() {
-        let queue = Arc::new(DeliveryQueue::new(2, Overflow::Block));
-        let writer = {
-            let queue = queue.clone();
-            tokio::spawn(async move {
-                for n in 0..100 {
-                    queue.push(datum(n)).await.unwrap();
-                }
-            })
-        };
-        let mut seen = Vec::new();
-        while seen.len() < 100 {
-            let batch = tokio::time::timeout(Duration::from_secs(5), queue.pop_many(7))
-                .await
-                .expect("a reader is woken");
-            let got = payloads(batch);
-            assert!(got.len() <= 2, "never more than the capacity is queued");
-            seen.extend(got);
-        }
-        writer.await.unwrap();
-        assert_eq!(seen, (0..100).collect::<Vec<u8>>());
-        assert_eq!(queue.dropped(), 0);
-    }
-
-    #[tokio::test]
-    async fn close_drains_then_ends_and_refuses_new_datums() {
-        let queue = DeliveryQueue::new(4, Overflow::Block);
-        queue.push(datum(7)).await.unwrap();
-        queue.close();
-        assert!(queue.push(datum(8)).await.is_err());
-        assert_eq!(payloads(queue.pop_many(4).await), vec![7]);
-        assert!(queue.pop_many(4).await.is_empty());
-        assert!(matches!(queue.try_pop_many(4), Err(TryRecvError::Closed)));
-    }
-
-    #[tokio::test]
-    async fn close_wakes_a_blocked_writer_and_a_waiting_reader() {
-        let queue = Arc::new(DeliveryQueue::new(1, Overflow::Block));
-        queue.push(datum(1)).await.unwrap();
-        let writer = {
-            let queue = queue.clone();
-            tokio::spawn(async move { queue.push(datum(2)).await })
-        };
-        let empty = Arc::new(DeliveryQueue::new(1, Overflow::Block));
-        let reader = {
-            let empty = empty.clone();
-            tokio::spawn(async move { empty.pop_many(1).await })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        queue.close();
-        empty.close();
-        let written = tokio::time::timeout(Duration::from_secs(2), writer).await;
-        assert!(written.expect("writer woken").unwrap().is_err());
-        let read = tokio::time::timeout(Duration::from_secs(2), reader).await;
-        assert!(read.expect("reader woken").unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn an_armed_reader_is_woken_by_the_next_datum_and_by_close() {
-        let queue = DeliveryQueue::new(4, Overflow::Block);
-        assert!(queue.arm_ready(), "no descriptor yet: look again, do not wait");
-        queue.ready_fd().unwrap();
-        let readable = || queue.ready.get().expect("made").is_readable();
-        assert!(!queue.arm_ready(), "empty: wait");
-        assert!(!readable());
-        queue.push(datum(1)).await.unwrap();
-        assert!(readable());
-        queue.clear_ready();
-        assert!(!readable());
-        assert!(queue.arm_ready(), "a datum is queued: no wait");
-        queue.push(datum(2)).await.unwrap();
-        assert!(!readable(), "not armed while data was there");
-        assert_eq!(payloads(queue.try_pop_many(8).unwrap()), [1, 2]);
-        assert!(!queue.arm_ready());
-        queue.close();
-        assert!(readable(), "closing wakes the reader");
-        queue.clear_ready();
-        assert!(queue.arm_ready(), "closed: nothing to wait for");
-    }
-}
+#[path = "queue_tests.rs"]
+mod tests;

@@ -158,7 +158,9 @@ async fn session(
             channel: channel.key(),
             run,
         });
-        while datums < MAX_BATCH {
+        // A receiver holds at most this batch besides the queue: its bytes
+        // are bounded like the queue's.
+        while datums < MAX_BATCH && bytes < shared.config.queue_bytes {
             match link.recv_run(MAX_BATCH - datums).now_or_never() {
                 Some(Ok(run)) => {
                     datums += run.frames;

@@ -6,9 +6,10 @@
 //! changed entry, an expired ticket) or restarted (a new receiver
 //! then dials the new run at once). A receiver that ended for good is tried
 //! again only once its producer's entry changes (a restart, a re-announce)
-//! or our tags or tickets do, so a gone stream is not dialled in a loop. It wakes on discovery events
-//! and once a second; when the consumer or the node closes it cancels every
-//! receiver and closes the delivery queue.
+//! or our tags or tickets do, so a gone stream is not dialled in a loop. It wakes on discovery events,
+//! on `require`'s answers (asked off this loop, `verdicts.rs`) and once a
+//! second; when the consumer or the node closes it cancels every receiver
+//! and closes the delivery queue.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -16,11 +17,11 @@ use iroh::EndpointId;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Shared, receiver::receive};
+use super::{Shared, receiver::receive, verdicts::Verdicts};
 use crate::{
     Digest,
     discovery::{PeerEntryVersion, SignedPeerEntry},
-    tickets::Verdicts,
+    tickets::Verdicts as TicketVerdicts,
 };
 
 /// How often the worker re-checks the catalog besides discovery events.
@@ -44,11 +45,11 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
     // and our credentials then: a producer that refused us (10403) may
     // accept us once we hold another ticket or tag.
     let mut ended: HashMap<EndpointId, (PeerEntryVersion, Digest)> = HashMap::new();
-    let mut verdicts: HashMap<EndpointId, (PeerEntryVersion, bool)> = HashMap::new();
-    let mut tickets = Verdicts::default();
+    let mut verdicts = shared.config.require.clone().map(Verdicts::new);
+    let mut tickets = TicketVerdicts::default();
     loop {
         let ours = shared.discovery.local().current().entry().credentials();
-        let eligible = eligible_producers(&shared, &mut tickets, &mut verdicts).await;
+        let eligible = eligible_producers(&shared, &mut tickets, verdicts.as_mut());
         following.retain(|id, f| {
             if f.task.is_finished() {
                 // The producer's entry as it is now: only a change after the
@@ -91,6 +92,7 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
             _ = shared.cancel.cancelled() => break,
             _ = stop.cancelled() => break,
             _ = events.recv() => {}
+            _ = async { verdicts.as_mut().expect("a require").next_answer().await }, if verdicts.is_some() => {}
             _ = tokio::time::sleep(next_look(&tickets)) => {}
         }
     }
@@ -102,7 +104,7 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
 
 /// When to reconcile at the latest: once a second, sooner when a followed
 /// producer's ticket expires before that (never in a busy loop).
-fn next_look(tickets: &Verdicts) -> Duration {
+fn next_look(tickets: &TicketVerdicts) -> Duration {
     const SOONEST: Duration = Duration::from_millis(20);
     tickets
         .next_expiry()
@@ -110,13 +112,13 @@ fn next_look(tickets: &Verdicts) -> Duration {
         .map_or(RECONCILE_EVERY, |left| left.clamp(SOONEST, RECONCILE_EVERY))
 }
 
-/// Peers that list the stream and pass the ticket validators and `require`;
-/// both are asked again only about entries they have not seen (or, for
-/// tickets, once the granted expiry passed).
-async fn eligible_producers(
+/// Peers that list the stream and pass the ticket validators and `require`
+/// (asked only about entries it has not seen, and not waited for here);
+/// tickets are checked again once the granted expiry passed.
+fn eligible_producers(
     shared: &Shared,
-    tickets: &mut Verdicts,
-    verdicts: &mut HashMap<EndpointId, (PeerEntryVersion, bool)>,
+    tickets: &mut TicketVerdicts,
+    verdicts: Option<&mut Verdicts>,
 ) -> HashMap<EndpointId, SignedPeerEntry> {
     let mut producers: HashMap<EndpointId, SignedPeerEntry> = shared
         .discovery
@@ -129,21 +131,8 @@ async fn eligible_producers(
         tickets.retain(|id| producers.contains_key(id));
         producers.retain(|_, e| tickets.check(&shared.config.tickets, e.entry()).is_ok());
     }
-    let Some(require) = &shared.config.require else {
-        return producers;
-    };
-    verdicts.retain(|id, _| producers.contains_key(id));
-    let unseen: Vec<SignedPeerEntry> = producers
-        .values()
-        .filter(|e| verdicts.get(&e.entry().id()).map(|(v, _)| *v) != Some(e.entry().version))
-        .cloned()
-        .collect();
-    if !unseen.is_empty() {
-        let answers = require.check_all(unseen.clone()).await;
-        for (entry, accepted) in unseen.iter().zip(answers) {
-            verdicts.insert(entry.entry().id(), (entry.entry().version, accepted));
-        }
+    if let Some(verdicts) = verdicts {
+        verdicts.retain_accepted(&mut producers);
     }
-    producers.retain(|id, _| verdicts.get(id).is_some_and(|(_, accepted)| *accepted));
     producers
 }

@@ -10,14 +10,15 @@
 //! datums of one `send` are queued before the next `send`'s.
 //!
 //! The acceptor (`streams/accept.rs`) hands each new subscription to this
-//! producer's admission worker (`admit` below), which checks capacity
-//! (10509) and starts a sender (`sender.rs`) for it; the sender checks
-//! the consumer's tickets and `require` on its entry (10403), keeps
-//! checking its tickets while it lasts, and hands QUIC each queued
-//! batch as one chunk of wire frames. Closing the producer ends every
+//! producer's admission worker (`admission.rs`), which checks capacity,
+//! subscriptions per peer (10509), the consumer's tickets and `require`
+//! (10403) and starts a sender (`sender.rs`) for what it admits; the
+//! sender keeps checking the consumer's tickets while it lasts, and hands
+//! QUIC each queued batch as one chunk of wire frames. Closing the producer ends every
 //! subscription with 204 `GracefulShutdown`, after what `send` accepted
 //! went out.
 
+mod admission;
 pub mod outbox;
 mod sender;
 
@@ -31,12 +32,15 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use self::{outbox::Outbox, sender::run_sender};
+use self::{
+    admission::{PeerSlots, admit},
+    outbox::Outbox,
+};
 use super::{
     datum::{DatumLayout, DatumTooLarge, MAX_DATUM, frames_builder},
     error::StreamsConfigError,
     protocol::StreamsProtocol,
-    refusal::{Refusal, Refusals},
+    refusal::Refusals,
     require::Require,
     status::{Channel, Channels, Stats},
 };
@@ -70,6 +74,9 @@ pub struct ProducerConfig {
     pub buffer_size: usize,
     pub lagging: Lagging,
     pub max_consumers: usize,
+    /// Subscriptions one peer may hold at once, admitted or being checked
+    /// (mosaik sets no limit): more are refused with 10509.
+    pub max_subscriptions_per_peer: usize,
     /// Which consumers may subscribe (all when `None`).
     pub require: Option<Require>,
     /// Ticket validators every consumer must pass, at subscribe time and
@@ -80,6 +87,9 @@ pub struct ProducerConfig {
 impl ProducerConfig {
     /// Datums queued per consumer before `lagging` applies (mosaik's default).
     pub const DEFAULT_BUFFER_SIZE: usize = 1024;
+    /// Subscriptions one peer may hold: room for a few consumers of the
+    /// stream in one process and a reconnect while the old link times out.
+    pub const DEFAULT_SUBSCRIPTIONS_PER_PEER: usize = 8;
 
     pub fn new(stream_id: Digest) -> Self {
         Self {
@@ -87,6 +97,7 @@ impl ProducerConfig {
             buffer_size: Self::DEFAULT_BUFFER_SIZE,
             lagging: Lagging::Disconnect,
             max_consumers: usize::MAX,
+            max_subscriptions_per_peer: Self::DEFAULT_SUBSCRIPTIONS_PER_PEER,
             require: None,
             tickets: Validators::from([]),
         }
@@ -97,6 +108,7 @@ impl ProducerConfig {
         for (field, value) in [
             ("buffer_size", self.buffer_size),
             ("max_consumers", self.max_consumers),
+            ("max_subscriptions_per_peer", self.max_subscriptions_per_peer),
         ] {
             if value == 0 {
                 return Err(StreamsConfigError::Zero { field });
@@ -142,6 +154,8 @@ pub(crate) struct Shared {
     pub(crate) refusals: Refusals,
     pub(crate) cancel: CancellationToken,
     outlets: Mutex<Outlets>,
+    /// Subscriptions per peer, admitted or being checked.
+    peer_slots: Arc<PeerSlots>,
     /// Held while a `send` queues its datums: one send's datums are never
     /// interleaved with another's, even when it has to wait for room.
     order: tokio::sync::Mutex<()>,
@@ -152,6 +166,14 @@ struct Outlets {
     list: Vec<Outlet>,
     /// Set (under the lock) when the producer closes: nothing more is queued.
     closed: bool,
+}
+
+impl Outlets {
+    /// Subscriptions admitted and not ended: what `max_consumers` counts.
+    fn live(&mut self) -> usize {
+        self.list.retain(|o| !o.outbox.is_closed());
+        self.list.len()
+    }
 }
 
 struct Outlet {
@@ -198,6 +220,7 @@ impl Producer {
                 list: Vec::new(),
                 closed: false,
             }),
+            peer_slots: Arc::default(),
             order: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(admit(shared.clone(), subscribe_rx));
@@ -360,43 +383,5 @@ impl Producer {
     /// Ends every subscription with 204 `GracefulShutdown`.
     pub fn close(&self) {
         self.shared.cancel.cancel();
-    }
-}
-
-/// Admits subscriptions handed over by the acceptor; on close, stops them
-/// all gracefully.
-async fn admit(shared: Arc<Shared>, mut subscribe: mpsc::Receiver<Subscribe>) {
-    loop {
-        tokio::select! {
-            _ = shared.cancel.cancelled() => break,
-            Some((link, consumer)) = subscribe.recv() => {
-                let admitted = {
-                    let mut outlets = shared.outlets.lock().expect("outlets");
-                    outlets.list.retain(|o| !o.outbox.is_closed());
-                    (outlets.list.len() < shared.config.max_consumers).then(|| {
-                        let outbox = Arc::new(Outbox::new(shared.config.buffer_size));
-                        let (stop, stopped) = oneshot::channel();
-                        outlets.list.push(Outlet { outbox: outbox.clone(), stop: Some(stop) });
-                        (outbox, stopped)
-                    })
-                };
-                match admitted {
-                    Some((outbox, stopped)) => {
-                        tokio::spawn(run_sender(shared.clone(), link, consumer, outbox, stopped));
-                    }
-                    None => {
-                        shared.refusals.record(Refusal::NoCapacity);
-                        link.close(CloseReason::NoCapacity, SUBSCRIPTION_CLOSE_GRACE).await;
-                    }
-                }
-            }
-        }
-    }
-    // Closing is graceful: each sender still writes what its outbox holds
-    // (what `send` accepted), within a bound, then ends with 204.
-    let mut outlets = shared.outlets.lock().expect("outlets");
-    outlets.closed = true;
-    for outlet in outlets.list.iter_mut() {
-        outlet.stop(CloseReason::GracefulShutdown);
     }
 }

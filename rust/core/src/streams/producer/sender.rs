@@ -1,8 +1,7 @@
 //! The sender: one task per subscription, writing a consumer's outbox to its link.
 //!
-//! The admission worker (`producer/mod.rs`) starts it with the accepted link
-//! and the consumer's entry. It checks the consumer's tickets and the
-//! producer's `require` (10403), sends `StartStream`, marks the channel
+//! The admission worker (`admission.rs`) starts it with a link it admitted
+//! and the consumer's ticket gate. It sends `StartStream`, marks the channel
 //! connected and then writes every run of frames `send` queued in its
 //! [`Outbox`] as one chunk each, until the producer stops it (10413
 //! `TooSlow`, 204 `GracefulShutdown`), the consumer's tickets expire or
@@ -12,12 +11,12 @@
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
+use iroh::EndpointId;
 use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::{SUBSCRIPTION_CLOSE_GRACE, Shared, outbox::Outbox};
 use crate::{
-    discovery::SignedPeerEntry,
     network::{CloseReason, Link, LinkError, frames::FrameRun},
     streams::{handshake::StartStream, protocol::StreamsProtocol, refusal::Refusal, status::Channel},
     tickets::Gate,
@@ -32,39 +31,16 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 pub(super) async fn run_sender(
     shared: Arc<Shared>,
     mut link: Link<StreamsProtocol>,
-    consumer: SignedPeerEntry,
+    peer: EndpointId,
+    mut gate: Gate,
     outbox: Arc<Outbox>,
     mut stop: oneshot::Receiver<CloseReason>,
 ) {
     // However this ends, the outbox closes: `send` stops queueing for it.
     let _closing = CloseOnDrop(outbox.clone());
-    let peer = consumer.entry().id();
-    let mut gate = match Gate::admit(shared.config.tickets.clone(), &shared.discovery, consumer.entry()) {
-        Ok(gate) => gate,
-        Err(refusal) => {
-            shared.refusals.record(Refusal::Ticket);
-            debug!(peer = %peer.fmt_short(), %refusal, "consumer refused (10403)");
-            link.close(CloseReason::NotAllowed, SUBSCRIPTION_CLOSE_GRACE)
-                .await;
-            return;
-        }
-    };
     let guard = shared
         .channels
         .open(peer, shared.config.stream_id, shared.cancel.child_token());
-    if let Some(require) = &shared.config.require {
-        let allowed = tokio::select! {
-            _ = &mut stop => false,
-            allowed = require.check(consumer) => allowed,
-        };
-        if !allowed {
-            shared.refusals.record(Refusal::Require);
-            debug!(peer = %peer.fmt_short(), "consumer refused by require (10403)");
-            link.close(CloseReason::NotAllowed, SUBSCRIPTION_CLOSE_GRACE)
-                .await;
-            return;
-        }
-    }
     let start = StartStream(shared.network, shared.config.stream_id);
     if let Err(e) = link.send(&start).await {
         debug!(peer = %peer.fmt_short(), error = %e, "could not start the stream");
