@@ -11,6 +11,7 @@
 //!   `validators_from` for `require_ticket=` arguments;
 //! - `logging`: tracing events into Python `logging`.
 
+mod bridge;
 mod consumer;
 mod convert;
 mod discovery;

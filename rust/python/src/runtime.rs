@@ -7,10 +7,11 @@
 //! runtime has no worker threads, so every entry point checks the pid and
 //! raises instead of hanging.
 //!
-//! The bridge to asyncio (`into_py_future`) is our own too, see there.
+//! `into_py_future` hands Rust futures to asyncio through `bridge.rs`.
 
 use std::{
     future::Future,
+    panic::AssertUnwindSafe,
     sync::{
         Mutex, OnceLock, Weak,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -18,14 +19,15 @@ use std::{
     time::Duration,
 };
 
+use futures::FutureExt;
 use mosaik_core::Node;
 use pyo3::{IntoPyObjectExt, exceptions::PyRuntimeError, prelude::*};
 use tokio::{
     runtime::{Handle, Runtime},
-    task::{AbortHandle, JoinError},
+    task::AbortHandle,
 };
 
-use crate::errors::MosaikError;
+use crate::{bridge, errors::MosaikError};
 
 struct Owned {
     runtime: Mutex<Option<Runtime>>,
@@ -179,17 +181,16 @@ impl Drop for InflightGuard {
 /// Runs `fut` on our runtime and returns an asyncio future for it, bound
 /// to the running event loop. Cancelling the asyncio future drops `fut`.
 ///
-/// This does what pyo3-async-runtimes' `future_into_py` does, except when
-/// the result arrives after its event loop has closed. That happens whenever
-/// `asyncio.run` ends (Ctrl-C, an exception, `main` returning) while a call
-/// is in flight: asyncio.run cancels the call's future and closes the loop,
-/// racing the worker that delivers the result. pyo3-async-runtimes checks
-/// that the future is not cancelled, then calls `loop.call_soon_threadsafe`,
-/// and the GIL can change hands between the two (on entering that Python
-/// method), so the loop may be closed by then: it printed a "RuntimeError:
-/// Event loop is closed" traceback from a background thread (seen in
-/// tests/reliability/test_shutdown.py). Nobody can await a result once its
-/// loop has closed, so here it is dropped quietly.
+/// The result reaches the loop through its completion queue (see
+/// `bridge.rs`), or, on a loop that cannot watch a descriptor, through a
+/// blocking thread and `call_soon_threadsafe` (`resolve_from_thread`).
+/// Either way a result that arrives after its event loop has closed is
+/// dropped quietly. That happens whenever `asyncio.run` ends (Ctrl-C, an
+/// exception, `main` returning) while a call is in flight: asyncio.run
+/// cancels the call's future and closes the loop, racing the worker that
+/// delivers the result (pyo3-async-runtimes printed "RuntimeError: Event
+/// loop is closed" from a background thread there, seen in
+/// tests/reliability/test_shutdown.py). Nobody can await such a result.
 pub fn into_py_future<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = PyResult<T>> + Send + 'static,
@@ -199,23 +200,46 @@ where
     let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
     let future = event_loop.call_method0("create_future")?;
     let guard = InflightGuard::new();
-    let task = handle.spawn(async move {
+    // A panic in `fut` must still complete the future, or its await hangs.
+    let run = async move {
         let _guard = guard;
-        fut.await
-    });
-    future.call_method1("add_done_callback", (AbortIfCancelled(task.abort_handle()),))?;
-    let (event_loop, py_future) = (event_loop.unbind(), future.clone().unbind());
-    handle.spawn(async move {
-        let outcome = task.await;
-        if matches!(&outcome, Err(e) if e.is_cancelled()) {
-            return; // cancelled from Python (nobody waits), or the runtime is shutting down
+        AssertUnwindSafe(fut).catch_unwind().await.map_err(panic_message)
+    };
+    let py_future = future.clone().unbind();
+    let task = match bridge::queue_for(&event_loop) {
+        Some(queue) => handle.spawn(async move {
+            let outcome = run.await;
+            queue.push(Box::new(move |py| complete(py, py_future.bind(py), outcome)));
+        }),
+        None => {
+            let event_loop = event_loop.clone().unbind();
+            handle.spawn(async move {
+                let outcome = run.await;
+                // Wait for the GIL on a blocking thread, never on a worker.
+                tokio::task::spawn_blocking(move || {
+                    Python::attach(|py| {
+                        resolve_from_thread(py, event_loop.bind(py), py_future.bind(py), outcome)
+                    });
+                });
+            })
         }
-        // Wait for the GIL on a blocking thread, never on a worker.
-        tokio::task::spawn_blocking(move || {
-            Python::attach(|py| resolve(py, event_loop.bind(py), py_future.bind(py), outcome));
-        });
-    });
+    };
+    // Aborting the task drops `fut` and nothing is ever queued for it.
+    future.call_method1("add_done_callback", (AbortIfCancelled(task.abort_handle()),))?;
     Ok(future)
+}
+
+/// A call's outcome: its result, or the message of the panic that ended it.
+type Outcome<T> = Result<PyResult<T>, String>;
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(text) => *text,
+        Err(panic) => panic
+            .downcast::<&str>()
+            .map(|text| text.to_string())
+            .unwrap_or_else(|_| "unknown error".into()),
+    }
 }
 
 /// An awaitable that resolves to `None` once `fut` has finished.
@@ -237,38 +261,57 @@ pub fn entered<T>(make: impl FnOnce() -> T) -> PyResult<T> {
     Ok(make())
 }
 
-/// Hands `outcome` to the loop that owns `future`, unless nobody can take it.
-fn resolve<T>(
-    py: Python<'_>,
-    event_loop: &Bound<'_, PyAny>,
-    future: &Bound<'_, PyAny>,
-    outcome: Result<PyResult<T>, JoinError>,
-) where
+/// The value to complete a future with, and whether it is an exception.
+fn into_value<T>(py: Python<'_>, outcome: Outcome<T>) -> (Py<PyAny>, bool)
+where
     T: for<'a> IntoPyObject<'a>,
 {
-    let is_true = |value: PyResult<Bound<'_, PyAny>>| value.and_then(|v| v.is_truthy()).unwrap_or(true);
-    if is_true(future.call_method0("done")) {
-        return; // cancelled
-    }
-    let (value, failed) = match outcome {
+    match outcome {
         Ok(Ok(value)) => match value.into_py_any(py) {
             Ok(value) => (value, false),
             Err(error) => (error.into_value(py).into_any(), true),
         },
         Ok(Err(error)) => (error.into_value(py).into_any(), true),
-        Err(error) => {
-            let message = error
-                .try_into_panic()
-                .ok()
-                .and_then(|panic| match panic.downcast::<String>() {
-                    Ok(text) => Some(*text),
-                    Err(panic) => panic.downcast::<&str>().ok().map(|text| text.to_string()),
-                })
-                .unwrap_or_else(|| "unknown error".into());
-            let error = PyRuntimeError::new_err(format!("mosaik: a native task panicked: {message}"));
+        Err(panic) => {
+            let error = PyRuntimeError::new_err(format!("mosaik: a native task panicked: {panic}"));
             (error.into_value(py).into_any(), true)
         }
-    };
+    }
+}
+
+fn is_true(value: PyResult<Bound<'_, PyAny>>) -> bool {
+    value.and_then(|v| v.is_truthy()).unwrap_or(true)
+}
+
+/// On the loop's thread: completes `future` unless it was cancelled.
+fn complete<T>(py: Python<'_>, future: &Bound<'_, PyAny>, outcome: Outcome<T>)
+where
+    T: for<'a> IntoPyObject<'a>,
+{
+    if is_true(future.call_method0("done")) {
+        return; // cancelled
+    }
+    let (value, failed) = into_value(py, outcome);
+    let method = if failed { "set_exception" } else { "set_result" };
+    if let Err(error) = future.call_method1(method, (value,)) {
+        error.write_unraisable(py, Some(future));
+    }
+}
+
+/// From another thread: hands `outcome` to the loop that owns `future`,
+/// unless nobody can take it.
+fn resolve_from_thread<T>(
+    py: Python<'_>,
+    event_loop: &Bound<'_, PyAny>,
+    future: &Bound<'_, PyAny>,
+    outcome: Outcome<T>,
+) where
+    T: for<'a> IntoPyObject<'a>,
+{
+    if is_true(future.call_method0("done")) {
+        return; // cancelled
+    }
+    let (value, failed) = into_value(py, outcome);
     if let Err(error) = event_loop.call_method1("call_soon_threadsafe", (Resolve, future, value, failed)) {
         // A closed loop is the expected case (see `into_py_future`); report anything else.
         if !is_true(event_loop.call_method0("is_closed")) {
