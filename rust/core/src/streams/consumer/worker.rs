@@ -6,13 +6,14 @@
 //! changed entry, an expired ticket) or restarted (a new receiver
 //! then dials the new run at once). A receiver that ended for good is tried
 //! again only once its producer's entry changes (a restart, a re-announce)
-//! or our tags or tickets do, so a gone stream is not dialled in a loop. It wakes on discovery events,
-//! on `require`'s answers (asked off this loop, `verdicts.rs`) and once a
+//! or our tags or tickets do, so a gone stream is not dialled in a loop.
+//! It wakes on discovery events, on `require`'s answers (asked off this loop, `verdicts.rs`) and once a
 //! second; when the consumer or the node closes it cancels every receiver
 //! and closes the delivery queue.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use futures::FutureExt;
 use iroh::EndpointId;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +34,8 @@ struct Following {
     /// producer can have judged us by (a change earns another try).
     ours: Digest,
     cancel: CancellationToken,
-    task: JoinHandle<()>,
+    /// Resolves to the producer's entry version as the receiver ended.
+    task: JoinHandle<Option<PeerEntryVersion>>,
 }
 
 /// Keeps one receiver per eligible producer.
@@ -52,9 +54,15 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
         let eligible = eligible_producers(&shared, &mut tickets, verdicts.as_mut());
         following.retain(|id, f| {
             if f.task.is_finished() {
-                // The producer's entry as it is now: only a change after the
-                // end earns a retry; ours as the receiver started.
-                let version = eligible.get(id).map_or(f.version, |e| e.entry().version);
+                // The producer's entry as the receiver ended (not as it is
+                // now: a producer started again on that node re-signs its
+                // entry, maybe before we look): only a change after the end
+                // earns a retry; ours as the receiver started.
+                let version = (&mut f.task)
+                    .now_or_never()
+                    .and_then(Result::ok)
+                    .flatten()
+                    .unwrap_or(f.version);
                 ended.insert(*id, (version, f.ours));
                 return false;
             }
@@ -77,7 +85,11 @@ pub(super) async fn follow_producers(shared: Arc<Shared>) {
             }
             let cancel = shared.cancel.child_token();
             let addr = entry.entry().address.clone();
-            let task = tokio::spawn(receive(shared.clone(), addr, cancel.clone()));
+            let (receiving, producer) = (shared.clone(), cancel.clone());
+            let task = tokio::spawn(async move {
+                receive(receiving.clone(), addr, producer).await;
+                receiving.discovery.get(&id).map(|e| e.entry().version)
+            });
             following.insert(
                 id,
                 Following {
