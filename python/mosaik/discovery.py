@@ -165,6 +165,21 @@ class Discovery:
         """Catalog changes from now on, as an async iterator."""
         return _Events(self._native.events())
 
+    async def watch(self) -> AsyncIterator[PeerList]:
+        """The catalog now, then again after each change, as an async
+        iterator of :class:`PeerList` snapshots (mosaik's ``catalog_watch``).
+        Changes that arrive while the caller is busy fold into one snapshot:
+        an unchanged catalog is never yielded twice in a row. Ends when the
+        node closes."""
+        events = self._native.events()  # subscribed before the first look: nothing is missed
+        last = self.peers()
+        yield last
+        while await events.next() is not None:
+            current = self.peers()
+            if current != last:
+                last = current
+                yield current
+
     async def add_tags(self, *names: str) -> bool:
         """Adds tags to this node's entry and re-announces it; returns whether it changed."""
         checked = _checks.check_str_list("names", names)

@@ -104,6 +104,12 @@ class Network(Closing):
     def groups(self) -> Groups:
         return self._groups
 
+    async def online(self) -> None:
+        """Waits until the node is online as mosaik means it: it has a home
+        relay. Without relays (``local=True`` or ``relay="disabled"``) it is
+        online at once. Raises :class:`Closed` if the node closes first."""
+        await self._native.online()
+
     async def close(self) -> None:
         """Closes the node gracefully. Idempotent."""
         await self._native.close()

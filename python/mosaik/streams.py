@@ -8,7 +8,7 @@ A stream is named like a network (a name, or a 64-hex id); to meet a Rust
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -88,6 +88,19 @@ class _ProducerWhen:
     async def online(self) -> None:
         """Waits until the producer is online (at least one subscriber)."""
         await self._native.subscribed(1)
+
+    async def offline(self) -> None:
+        """Waits until no consumer is connected."""
+        await self._native.unsubscribed(0)
+
+    async def unsubscribed(self, maximum: int = 0) -> None:
+        """Waits until at most ``maximum`` consumers are connected."""
+        await self._native.unsubscribed(_checks.check_int("maximum", maximum, minimum=0))
+
+    def next_subscription(self) -> Awaitable[None]:
+        """Resolves when a consumer connects after this call (a new
+        subscription or a reconnect), whoever was connected before."""
+        return self._native.next_subscription()
 
 
 class Producer(Closing):
@@ -184,6 +197,23 @@ class _ConsumerWhen:
         """Waits until at least ``minimum`` producers are connected."""
         await self._native.subscribed(_checks.check_int("minimum", minimum, minimum=1))
 
+    async def online(self) -> None:
+        """Waits until the consumer is online (at least one producer connected)."""
+        await self._native.subscribed(1)
+
+    async def offline(self) -> None:
+        """Waits until no producer is connected."""
+        await self._native.unsubscribed(0)
+
+    async def unsubscribed(self, maximum: int = 0) -> None:
+        """Waits until at most ``maximum`` producers are connected."""
+        await self._native.unsubscribed(_checks.check_int("maximum", maximum, minimum=0))
+
+    def next_subscription(self) -> Awaitable[None]:
+        """Resolves when a producer connects after this call (a new
+        subscription or a reconnect), whoever was connected before."""
+        return self._native.next_subscription()
+
 
 class Consumer(Closing):
     """Receives the datums of every producer of one stream, each producer in order.
@@ -216,6 +246,7 @@ class Consumer(Closing):
 
     stream_id = Native[str]("The stream's id, 64 hex.")
     stats = Native[Stats]("Datums and bytes received from producers.")
+    is_online = Native[bool]("Whether at least one producer is connected.")
     producers = Native[list[ChannelInfo]](
         "Producers being followed, connecting or connected.", name="channels"
     )

@@ -108,13 +108,18 @@ impl PyConsumer {
         self.consumer
             .channels()
             .iter()
-            .map(|c| ChannelInfo::of(c))
+            .map(|c| ChannelInfo::of(c, self.consumer.peer_entry(&c.peer())))
             .collect()
     }
 
     #[getter]
     fn is_closed(&self) -> bool {
         self.consumer.is_closed()
+    }
+
+    #[getter]
+    fn is_online(&self) -> bool {
+        self.consumer.is_online()
     }
 
     #[getter]
@@ -179,6 +184,17 @@ impl PyConsumer {
     fn subscribed<'py>(&self, py: Python<'py>, minimum: usize) -> PyResult<Bound<'py, PyAny>> {
         let consumer = self.consumer.clone();
         runtime::until_done(py, async move { consumer.subscribed(minimum).await })
+    }
+
+    fn unsubscribed<'py>(&self, py: Python<'py>, maximum: usize) -> PyResult<Bound<'py, PyAny>> {
+        let consumer = self.consumer.clone();
+        runtime::until_done(py, async move { consumer.unsubscribed(maximum).await })
+    }
+
+    fn next_subscription<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // Counted from now, not from when the awaitable first runs.
+        let next = self.consumer.next_subscription();
+        runtime::until_done(py, next)
     }
 
     fn close(&self) {

@@ -46,8 +46,12 @@ pub struct PeerInfo {
     /// Everything needed to reach the peer (an iroh `endpoint…` ticket).
     #[pyo3(get)]
     address: String,
+    /// The mosaik protocol version the peer speaks (semver, e.g. "0.3.13").
+    #[pyo3(get)]
+    protocol_version: String,
     tags: BTreeSet<String>,
     streams: BTreeSet<String>,
+    groups: BTreeSet<String>,
     tickets: Vec<TicketInfo>,
     /// `(started_at_ms, updated_at_ms)`: a newer entry compares greater.
     #[pyo3(get)]
@@ -61,8 +65,10 @@ impl PeerInfo {
             peer_id: entry.id().to_string(),
             network_id: entry.network.to_hex(),
             address: format_address(&entry.address),
+            protocol_version: entry.protocol.to_string(),
             tags: entry.tags.iter().map(Digest::to_hex).collect(),
             streams: entry.streams.iter().map(Digest::to_hex).collect(),
+            groups: entry.groups.iter().map(Digest::to_hex).collect(),
             tickets: entry
                 .tickets
                 .iter()
@@ -71,6 +77,12 @@ impl PeerInfo {
             version: (entry.version.started_at_ms(), entry.version.updated_at_ms()),
         }
     }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A ticket a peer carries, as listed in its entry: not validated here
@@ -154,10 +166,33 @@ impl PeerInfo {
         PyFrozenSet::new(py, &self.streams)
     }
 
+    /// Groups the peer is a member of, as hex group ids.
+    #[getter]
+    fn groups<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
+        PyFrozenSet::new(py, &self.groups)
+    }
+
     /// When the peer last signed this entry, as a Unix timestamp in seconds.
     #[getter]
     fn updated_at(&self) -> f64 {
         self.version.1 as f64 / 1000.0
+    }
+
+    /// When the peer's process started (its run), as a Unix timestamp in seconds.
+    #[getter]
+    fn started_at(&self) -> f64 {
+        self.version.0 as f64 / 1000.0
+    }
+
+    /// Seconds since the peer started, by its own clock's `started_at` and ours.
+    #[getter]
+    fn uptime(&self) -> f64 {
+        ((now_ms() - self.version.0).max(0)) as f64 / 1000.0
+    }
+
+    /// Whether the peer is a member of group `group_id` (64 hex).
+    fn in_group(&self, group_id: &str) -> bool {
+        self.groups.contains(&group_id.to_ascii_lowercase())
     }
 
     /// Whether the peer carries tag `name` (a tag name or a 64-hex id).
@@ -172,10 +207,7 @@ impl PeerInfo {
 
     fn __repr__(&self) -> String {
         let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let age = (now_ms - self.version.1).max(0) / 1000;
+        let age = (now_ms() - self.version.1).max(0) / 1000;
         format!(
             "<PeerInfo {} {}, {}, updated {age}s ago>",
             &self.peer_id[..10],
@@ -230,21 +262,36 @@ pub struct ChannelInfo {
     state: &'static str,
     #[pyo3(get)]
     stats: Stats,
+    /// Seconds connected this time; `None` while connecting.
+    uptime_ms: Option<u64>,
+    /// The peer as the catalog lists it (`None` if it is not listed now).
+    #[pyo3(get)]
+    peer: Option<PeerInfo>,
 }
 
 impl ChannelInfo {
-    pub fn of(channel: &Channel) -> Self {
+    /// `entry` is the catalog's entry for the channel's peer, if any.
+    pub fn of(channel: &Channel, entry: Option<SignedPeerEntry>) -> Self {
         Self {
             peer_id: channel.peer().to_string(),
             stream_id: channel.stream().to_hex(),
             state: channel.state().as_str(),
             stats: Stats::of(channel.stats()),
+            uptime_ms: channel.uptime().map(|d| d.as_millis() as u64),
+            peer: entry.as_ref().map(PeerInfo::of),
         }
     }
 }
 
 #[pymethods]
 impl ChannelInfo {
+    /// Seconds this subscription has been connected this time; `None`
+    /// while connecting (mosaik's `Stats::uptime`).
+    #[getter]
+    fn uptime(&self) -> Option<f64> {
+        self.uptime_ms.map(|ms| ms as f64 / 1000.0)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<ChannelInfo {} {}, {} datums>",

@@ -126,6 +126,12 @@ impl PyNode {
         PyGroups::new(self.node.clone())
     }
 
+    /// Resolves once the node is online (at once without relays).
+    fn online<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let node = self.node.clone();
+        runtime::into_py_future(py, async move { node.online().await.map_err(py_err) })
+    }
+
     /// Closes the node; idempotent.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let node = self.node.clone();

@@ -133,7 +133,7 @@ impl PyProducer {
         self.producer
             .channels()
             .iter()
-            .map(|c| ChannelInfo::of(c))
+            .map(|c| ChannelInfo::of(c, self.producer.peer_entry(&c.peer())))
             .collect()
     }
 
@@ -215,6 +215,17 @@ impl PyProducer {
     fn subscribed<'py>(&self, py: Python<'py>, minimum: usize) -> PyResult<Bound<'py, PyAny>> {
         let producer = self.producer.clone();
         runtime::until_done(py, async move { producer.subscribed(minimum).await })
+    }
+
+    fn unsubscribed<'py>(&self, py: Python<'py>, maximum: usize) -> PyResult<Bound<'py, PyAny>> {
+        let producer = self.producer.clone();
+        runtime::until_done(py, async move { producer.unsubscribed(maximum).await })
+    }
+
+    fn next_subscription<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // Counted from now, not from when the awaitable first runs.
+        let next = self.producer.next_subscription();
+        runtime::until_done(py, next)
     }
 
     fn close(&self) {

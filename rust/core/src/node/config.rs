@@ -109,7 +109,7 @@ impl NodeConfig {
         Ok(())
     }
 
-    fn relay_mode(&self) -> RelayMode {
+    pub(super) fn relay_mode(&self) -> RelayMode {
         match (&self.relay, self.local) {
             (RelayChoice::Url(url), _) => RelayMode::Custom(RelayMap::from(iroh::RelayConfig {
                 url: url.clone(),

@@ -75,6 +75,8 @@ struct Inner {
     streams: Streams,
     groups: Groups,
     bootstrap: Vec<EndpointAddr>,
+    /// Whether the endpoint has relays to be online with (see `online`).
+    uses_relay: bool,
     closed: AtomicBool,
     /// Becomes true once the endpoint has finished closing.
     drained: tokio::sync::watch::Sender<bool>,
@@ -132,6 +134,7 @@ impl Node {
                 discovery,
                 streams,
                 groups,
+                uses_relay: !matches!(config.relay_mode(), iroh::RelayMode::Disabled),
                 bootstrap: config.bootstrap,
                 closed: AtomicBool::new(false),
                 drained: tokio::sync::watch::Sender::new(false),
@@ -186,6 +189,23 @@ impl Node {
         let dialer = self.inner.discovery.dialer();
         dialer.expect_at(&addr).await;
         Ok(ping::ping(dialer, addr, self.network_id(), timeout).await?)
+    }
+
+    /// Resolves once the node can be reached from the internet as mosaik
+    /// means it: once it has a home relay. Without relays (local mode, or
+    /// `relay="disabled"`) it is online as soon as it runs. Closing the node
+    /// ends the wait with `Closed`.
+    pub async fn online(&self) -> Result<(), NodeError> {
+        if self.is_closed() {
+            return Err(NodeError::Closed);
+        }
+        if !self.inner.uses_relay {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = self.inner.endpoint.online() => Ok(()),
+            _ = self.inner.discovery.cancel_token().cancelled() => Err(NodeError::Closed),
+        }
     }
 
     pub fn is_closed(&self) -> bool {

@@ -3,14 +3,18 @@
 //! A channel is one subscription seen from one side: a producer's sender
 //! for one consumer, or a consumer's receiver for one producer. [`Channels`]
 //! lists the live ones (a terminated channel is removed, as in mosaik) and
-//! counts the connected ones, which is what online conditions wait on.
+//! counts the connected ones, which is what online conditions wait on, and
+//! every connection ever made, which edge-triggered waits ("the next
+//! subscription") wait on.
 
 use std::{
     collections::BTreeMap,
+    future::Future,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use iroh::EndpointId;
@@ -69,6 +73,8 @@ pub struct Channel {
     peer: EndpointId,
     stream: Digest,
     connected: AtomicBool,
+    /// Since when it has been connected this time (`None` while connecting).
+    connected_since: Mutex<Option<Instant>>,
     stats: Stats,
     /// Ends this channel alone (a consumer refusing a producer's datum).
     cancel: CancellationToken,
@@ -101,9 +107,26 @@ impl Channel {
         &self.stats
     }
 
+    /// How long it has been connected this time; `None` while connecting
+    /// (mosaik's `Stats::uptime`).
+    pub fn uptime(&self) -> Option<Duration> {
+        self.connected_since
+            .lock()
+            .expect("channel")
+            .map(|since| since.elapsed())
+    }
+
     pub fn cancel_token(&self) -> &CancellationToken {
         &self.cancel
     }
+}
+
+/// How many channels are connected now, and how many connections were ever
+/// made (a channel that reconnects counts again).
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    now: usize,
+    ever: u64,
 }
 
 /// The live channels of one producer or consumer.
@@ -111,7 +134,7 @@ impl Channel {
 pub struct Channels {
     next_key: AtomicU64,
     live: Mutex<BTreeMap<u64, Arc<Channel>>>,
-    connected: watch::Sender<usize>,
+    connected: watch::Sender<Counts>,
 }
 
 impl Default for Channels {
@@ -119,7 +142,7 @@ impl Default for Channels {
         Self {
             next_key: AtomicU64::new(1),
             live: Mutex::new(BTreeMap::new()),
-            connected: watch::Sender::new(0),
+            connected: watch::Sender::new(Counts::default()),
         }
     }
 }
@@ -132,6 +155,7 @@ impl Channels {
             peer,
             stream,
             connected: AtomicBool::new(false),
+            connected_since: Mutex::new(None),
             stats: Stats::default(),
             cancel,
         });
@@ -155,18 +179,39 @@ impl Channels {
 
     /// How many channels are connected.
     pub fn connected(&self) -> usize {
-        *self.connected.borrow()
+        self.connected.borrow().now
     }
 
     /// Resolves once at least `minimum` channels are connected.
     pub async fn at_least(&self, minimum: usize) {
-        let _ = self.connected.subscribe().wait_for(|n| *n >= minimum).await;
+        let _ = self.connected.subscribe().wait_for(|n| n.now >= minimum).await;
+    }
+
+    /// Resolves once at most `maximum` channels are connected.
+    pub async fn at_most(&self, maximum: usize) {
+        let _ = self.connected.subscribe().wait_for(|n| n.now <= maximum).await;
+    }
+
+    /// Resolves when a channel connects after this call (a new subscription
+    /// or a reconnect), whatever was connected before it.
+    pub fn next_connection(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut counts = self.connected.subscribe();
+        let seen = counts.borrow_and_update().ever;
+        async move {
+            let _ = counts.wait_for(|n| n.ever > seen).await;
+        }
     }
 
     fn set_connected(&self, channel: &Channel, connected: bool) {
         if channel.connected.swap(connected, Ordering::AcqRel) != connected {
+            *channel.connected_since.lock().expect("channel") = connected.then(Instant::now);
             self.connected.send_modify(|n| {
-                *n = if connected { *n + 1 } else { n.saturating_sub(1) };
+                if connected {
+                    n.now += 1;
+                    n.ever += 1;
+                } else {
+                    n.now = n.now.saturating_sub(1);
+                }
             });
         }
     }

@@ -114,6 +114,12 @@ impl Consumer {
         self.shared.channels.connected()
     }
 
+    /// Whether at least one producer is connected (mosaik's default
+    /// `online_when` for consumers).
+    pub fn is_online(&self) -> bool {
+        self.producers() >= 1
+    }
+
     /// Every live channel (one per producer being followed).
     pub fn channels(&self) -> Vec<Arc<Channel>> {
         self.shared.channels.list()
@@ -131,6 +137,22 @@ impl Consumer {
     /// Resolves once at least `minimum` producers are connected.
     pub async fn subscribed(&self, minimum: usize) {
         self.shared.channels.at_least(minimum).await;
+    }
+
+    /// Resolves once at most `maximum` producers are connected (0: offline).
+    pub async fn unsubscribed(&self, maximum: usize) {
+        self.shared.channels.at_most(maximum).await;
+    }
+
+    /// Resolves when a producer connects after this call: a new
+    /// subscription or a reconnect.
+    pub fn next_subscription(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.shared.channels.next_connection()
+    }
+
+    /// The catalog's entry for `peer`, if it has one.
+    pub fn peer_entry(&self, peer: &iroh::EndpointId) -> Option<crate::discovery::SignedPeerEntry> {
+        self.shared.discovery.get(peer)
     }
 
     /// The next datum, or `None` once closed and drained.

@@ -264,6 +264,22 @@ impl Producer {
         self.shared.channels.at_least(minimum).await;
     }
 
+    /// Resolves once at most `maximum` consumers are connected (0: offline).
+    pub async fn unsubscribed(&self, maximum: usize) {
+        self.shared.channels.at_most(maximum).await;
+    }
+
+    /// Resolves when a consumer connects after this call: a new
+    /// subscription or a reconnect.
+    pub fn next_subscription(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.shared.channels.next_connection()
+    }
+
+    /// The catalog's entry for `peer`, if it has one.
+    pub fn peer_entry(&self, peer: &iroh::EndpointId) -> Option<crate::discovery::SignedPeerEntry> {
+        self.shared.discovery.get(peer)
+    }
+
     /// Sends a datum, waiting while offline or full.
     pub async fn send(&self, datum: Bytes) -> Result<(), SendError> {
         let frames = frame_of(&datum)?;
