@@ -18,12 +18,17 @@ use common::{WAIT, pair, resident_bytes};
 
 const MIB: u64 = 1024 * 1024;
 
+/// Both memory tests read this process's resident size: run side by side
+/// (as `cargo test` does), each would count the other's allocations.
+static MEASURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// 20 datums of 100 MiB (the 40 × 200 MiB, scaled to a debug build)
 /// to a consumer whose reader waits: the producer is held back by QUIC flow
 /// control once the consumer's queue holds its bytes, and this process (both
 /// nodes) stays under 1 GiB. Without a byte bound the queue takes all 20.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_consumer_that_does_not_read_holds_back_a_producer_of_large_datums() {
+    let _alone = MEASURING.lock().await;
     const DATUM: usize = 100 << 20;
     const DATUMS: u64 = 20;
     const CEILING: u64 = 1024 * MIB;
@@ -109,6 +114,7 @@ const FLOOD_PER_STREAM: usize = 128 * 1024;
 async fn streams_a_subscriber_opens_beside_its_subscription_cost_a_few_mb() {
     use std::io::BufRead;
 
+    let _alone = MEASURING.lock().await;
     let (a, b) = pair("volume-flood").await;
     let stream = Digest::from_name("flooded");
     let producer = a.streams().producer(ProducerConfig::new(stream)).unwrap();
