@@ -133,6 +133,36 @@ def test_a_forked_child_gets_a_clear_error_not_a_hang() -> None:
     assert_clean(stderr)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_that_just_exits_exits_promptly_and_cleanly() -> None:
+    """Issue 15: `import mosaik`, start a node, fork; the child calls
+    `sys.exit(0)`. Its interpreter exit must not join the parent's threads
+    (the log forwarder's join panicked in the child)."""
+    process = python(
+        """
+        import asyncio, os, sys, time, mosaik
+        async def main():
+            net = await mosaik.Network.create("fork-exit", local=True)
+            started = time.monotonic()
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)
+            _, status = os.waitpid(pid, 0)
+            print("child exit", os.waitstatus_to_exitcode(status), flush=True)
+            print(f"took {time.monotonic() - started:.2f}", flush=True)
+            await net.close()
+        asyncio.run(main())
+        """
+    )
+    stdout, stderr = process.communicate(timeout=EXIT_BUDGET + 10)
+    assert "child exit 0" in stdout, (stdout, stderr)
+    took = float(stdout.split("took ")[1].split()[0])
+    assert took < EXIT_BUDGET, stdout
+    assert_clean(stderr)
+    assert "Exception ignored" not in stderr, stderr
+    assert process.returncode == 0, stderr
+
+
 def test_a_running_loop_in_another_thread_works() -> None:
     """Jupyter runs its own loop; our futures must resolve on whichever loop awaits them."""
     process = python(

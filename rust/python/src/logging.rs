@@ -32,7 +32,9 @@ static PY_LEVEL: AtomicU8 = AtomicU8::new(30);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static STOPPING: AtomicBool = AtomicBool::new(false);
 static DEPENDENCIES_MUTED: AtomicBool = AtomicBool::new(false);
-static FORWARDER: Mutex<Option<(SyncSender<Record>, JoinHandle<()>)>> = Mutex::new(None);
+/// The forwarder's channel and thread, and the process that started it: a
+/// process forked from that one has no such thread to join.
+static FORWARDER: Mutex<Option<(SyncSender<Record>, JoinHandle<()>, u32)>> = Mutex::new(None);
 
 struct Record {
     level: u8,
@@ -172,18 +174,23 @@ pub fn init() {
         .name("mosaik-log".into())
         .spawn(move || forward(receiver))
         .expect("mosaik: could not start the log forwarder");
-    *forwarder = Some((sender, thread));
+    *forwarder = Some((sender, thread, std::process::id()));
 }
 
 /// Stops the forwarder; later events are dropped. Call with the GIL released.
 pub fn stop() {
     let taken = FORWARDER.lock().expect("log forwarder").take();
-    if let Some((sender, thread)) = taken {
+    if let Some((sender, thread, started_by)) = taken {
         drop(sender);
         // The layer keeps a sender clone, so the forwarder would never see a
         // disconnect: wake it with the flag instead.
         STOPPING.store(true, Ordering::Release);
-        let _ = thread.join();
+        if started_by == std::process::id() {
+            let _ = thread.join();
+        } else {
+            // Forked: the thread stayed in the parent; joining panics.
+            std::mem::forget(thread);
+        }
     }
 }
 
