@@ -121,6 +121,8 @@ async def test_closing_the_producer_ends_iteration_of_nothing_but_its_subscripti
         ({"buffer_size": "big"}, TypeError, "buffer_size"),
         ({"lagging": "sometimes"}, ValueError, "lagging"),
         ({"max_consumers": 0}, ValueError, "max_consumers"),
+        ({"max_subscriptions_per_peer": 0}, ValueError, "max_subscriptions_per_peer"),
+        ({"max_subscriptions_per_peer": 1.5}, TypeError, "max_subscriptions_per_peer"),
     ],
 )
 async def test_bad_producer_arguments_are_named(
@@ -133,8 +135,48 @@ async def test_bad_producer_arguments_are_named(
 async def test_bad_consumer_arguments_are_named(net: mosaik.Network) -> None:
     with pytest.raises(ValueError, match="^queue_size"):
         net.streams.consumer("bad", queue_size=0)
+    with pytest.raises(ValueError, match="^queue_bytes"):
+        net.streams.consumer("bad", queue_bytes=0)
     with pytest.raises(TypeError, match="^stream"):
         net.streams.consumer(5)  # type: ignore[arg-type]
+
+
+async def test_one_peer_holds_at_most_max_subscriptions_per_peer(
+    pair: tuple[mosaik.Network, mosaik.Network],
+) -> None:
+    a, b = pair
+    producer = a.streams.producer("per-peer", codec="json", max_subscriptions_per_peer=1)
+    first = b.streams.consumer("per-peer", codec="json")
+    await asyncio.wait_for(first.when.subscribed(1), 10)
+    second = b.streams.consumer("per-peer", codec="json")
+    await until(
+        lambda: producer.refusals.get("peer_limit", 0) >= 1, timeout=10, what="a peer_limit refusal"
+    )
+    assert len(producer.consumers) == 1 and not second.is_online
+    await first.close()
+    await asyncio.wait_for(second.when.subscribed(1), 10)  # the seat is free again
+
+
+async def test_queue_bytes_holds_the_producer_back_instead_of_buffering(
+    pair: tuple[mosaik.Network, mosaik.Network],
+) -> None:
+    a, b = pair
+    producer = a.streams.producer("bytes-budget", codec="bytes", lagging="block", buffer_size=16)
+    consumer = b.streams.consumer("bytes-budget", codec="bytes", queue_bytes=64 * 1024)
+    await asyncio.wait_for(producer.when.subscribed(1), 10)
+    datum = bytes(16 * 1024)
+    sending = asyncio.ensure_future(producer.send_many([datum] * 400))  # 6.4 MB
+    # The consumer reads nothing: what waits unread stays near the budget,
+    # and the rest is held back (QUIC flow control, then the producer's buffer).
+    await until(lambda: consumer.stats.datums >= 4, timeout=10, what="the first datums")
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    assert not sending.done()
+    assert consumer.stats.datums < 100, consumer.stats
+    received = 0
+    while received < 400:
+        received += len(await asyncio.wait_for(consumer.recv_batch(64), 10))
+    assert await asyncio.wait_for(sending, 10) == 400
 
 
 async def test_a_cancelled_send_is_never_delivered(

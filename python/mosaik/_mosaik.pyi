@@ -207,12 +207,14 @@ class _ProducerOptions(TypedDict):
     buffer_size: int
     lagging: _Lagging
     max_consumers: int | None
+    max_subscriptions_per_peer: int
     require: Callable[[PeerInfo], bool] | None
     require_ticket: Jwt | Iterable[Jwt] | None
 
 class _ConsumerOptions(TypedDict):
     layout: _Layout
     queue_size: int
+    queue_bytes: int
     overflow: _Overflow
     backoff: _BackoffSettings | None
     require: Callable[[PeerInfo], bool] | None

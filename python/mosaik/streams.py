@@ -456,6 +456,7 @@ class Streams:
         codec: object = "bytes",
         buffer_size: int = DEFAULTS["buffer_size"],
         max_consumers: int | None = None,
+        max_subscriptions_per_peer: int = DEFAULTS["max_subscriptions_per_peer"],
         lagging: Lagging = "disconnect",
         require: Require | None = None,
         require_ticket: Jwt | Iterable[Jwt] | None = None,
@@ -466,7 +467,10 @@ class Streams:
         ``require_ticket`` (a :class:`mosaik.Jwt` or several, all of which must
         pass) admits only consumers holding a valid ticket, refusing the rest
         with 10403; a subscription ends when its ticket expires or is removed,
-        and a renewed ticket (``discovery.replace_ticket``) keeps it."""
+        and a renewed ticket (``discovery.replace_ticket``) keeps it.
+
+        ``max_subscriptions_per_peer`` bounds what one peer may hold at once
+        (further ones are refused with 10509, counted as ``peer_limit``)."""
         name = _checks.check_str("stream", stream)
         resolved = codecs.resolve(codec)
         plan = codecs.plan(resolved)
@@ -478,6 +482,9 @@ class Streams:
                 "lagging": _checks.check_choice("lagging", lagging),
                 "max_consumers": _checks.check_optional_int(
                     "max_consumers", max_consumers, minimum=1
+                ),
+                "max_subscriptions_per_peer": _checks.check_int(
+                    "max_subscriptions_per_peer", max_subscriptions_per_peer, minimum=1
                 ),
                 "require": _checks.check_callable("require", require, "a PeerInfo"),
                 "require_ticket": require_ticket,
@@ -492,6 +499,7 @@ class Streams:
         *,
         codec: object = "bytes",
         queue_size: int = DEFAULTS["queue_size"],
+        queue_bytes: int = DEFAULTS["queue_bytes"],
         overflow: Overflow = "block",
         backoff: Backoff | None = None,
         require: Require | None = None,
@@ -502,7 +510,11 @@ class Streams:
 
         ``require_ticket`` follows only producers holding a valid ticket,
         checked again whenever a producer's entry changes and when its ticket
-        expires."""
+        expires.
+
+        ``queue_size`` datums and ``queue_bytes`` payload bytes bound what waits
+        unread (one datum larger than ``queue_bytes`` still gets through on
+        its own); when either is reached, ``overflow`` decides."""
         name = _checks.check_str("stream", stream)
         resolved = codecs.resolve(codec)
         plan = codecs.plan(resolved)
@@ -511,6 +523,7 @@ class Streams:
             {
                 "layout": plan.layout,
                 "queue_size": _checks.check_int("queue_size", queue_size, minimum=1),
+                "queue_bytes": _checks.check_int("queue_bytes", queue_bytes, minimum=1),
                 "overflow": _checks.check_choice("overflow", overflow),
                 "backoff": _checks.check_instance("backoff", backoff, Backoff, "mosaik.Backoff"),
                 "require": _checks.check_callable("require", require, "a PeerInfo"),

@@ -415,6 +415,11 @@ pub fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let defaults = PyDict::new(py);
     defaults.set_item("buffer_size", ProducerConfig::DEFAULT_BUFFER_SIZE)?;
     defaults.set_item("queue_size", ConsumerConfig::DEFAULT_QUEUE_SIZE)?;
+    defaults.set_item("queue_bytes", ConsumerConfig::DEFAULT_QUEUE_BYTES)?;
+    defaults.set_item(
+        "max_subscriptions_per_peer",
+        ProducerConfig::DEFAULT_SUBSCRIPTIONS_PER_PEER,
+    )?;
     defaults.set_item(
         "ping_timeout",
         mosaik_core::discovery::ping::DEFAULT_TIMEOUT.as_secs_f64(),

@@ -30,6 +30,7 @@ pub struct ProducerOptions {
     buffer_size: usize,
     lagging: String,
     max_consumers: Option<usize>,
+    max_subscriptions_per_peer: usize,
     require: Option<Py<PyAny>>,
     require_ticket: Py<PyAny>,
 }
@@ -40,6 +41,7 @@ pub struct ProducerOptions {
 pub struct ConsumerOptions {
     layout: String,
     queue_size: usize,
+    queue_bytes: usize,
     overflow: String,
     backoff: Option<BackoffOptions>,
     require: Option<Py<PyAny>>,
@@ -79,6 +81,7 @@ impl ProducerOptions {
         config.buffer_size = self.buffer_size;
         config.lagging = convert::lagging(&self.lagging)?;
         config.max_consumers = self.max_consumers.unwrap_or(config.max_consumers);
+        config.max_subscriptions_per_peer = self.max_subscriptions_per_peer;
         config.require = self.require.map(require_from);
         config.tickets = ticket_validators(&self.require_ticket)?;
         Ok((config, convert::layout(&self.layout)?))
@@ -95,6 +98,7 @@ impl ConsumerOptions {
     fn into_config(self, stream: &str) -> PyResult<(ConsumerConfig, DatumLayout)> {
         let mut config = ConsumerConfig::new(Digest::from_name(stream));
         config.queue_size = self.queue_size;
+        config.queue_bytes = self.queue_bytes;
         config.overflow = convert::overflow(&self.overflow)?;
         if let Some(backoff) = self.backoff {
             config.backoff = backoff.into_config()?;
