@@ -32,9 +32,15 @@ static PY_LEVEL: AtomicU8 = AtomicU8::new(30);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static STOPPING: AtomicBool = AtomicBool::new(false);
 static DEPENDENCIES_MUTED: AtomicBool = AtomicBool::new(false);
-/// The forwarder's channel and thread, and the process that started it: a
-/// process forked from that one has no such thread to join.
-static FORWARDER: Mutex<Option<(SyncSender<Record>, JoinHandle<()>, u32)>> = Mutex::new(None);
+/// The running forwarder.
+struct Forwarder {
+    sender: SyncSender<Record>,
+    thread: JoinHandle<()>,
+    /// The process that started it: one forked from it has no such thread.
+    started_by: u32,
+}
+
+static FORWARDER: Mutex<Option<Forwarder>> = Mutex::new(None);
 
 struct Record {
     level: u8,
@@ -174,13 +180,22 @@ pub fn init() {
         .name("mosaik-log".into())
         .spawn(move || forward(receiver))
         .expect("mosaik: could not start the log forwarder");
-    *forwarder = Some((sender, thread, std::process::id()));
+    *forwarder = Some(Forwarder {
+        sender,
+        thread,
+        started_by: std::process::id(),
+    });
 }
 
 /// Stops the forwarder; later events are dropped. Call with the GIL released.
 pub fn stop() {
     let taken = FORWARDER.lock().expect("log forwarder").take();
-    if let Some((sender, thread, started_by)) = taken {
+    if let Some(Forwarder {
+        sender,
+        thread,
+        started_by,
+    }) = taken
+    {
         drop(sender);
         // The layer keeps a sender clone, so the forwarder would never see a
         // disconnect: wake it with the flag instead.
