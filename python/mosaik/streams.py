@@ -77,28 +77,32 @@ def _with_datum(error: MosaikError, datum: Any) -> MosaikError:
     return error
 
 
-class _ProducerWhen:
-    def __init__(self, native: NativeProducer) -> None:
+class _When:
+    """``producer.when`` and ``consumer.when``: waits on the subscriptions
+    connected to the other side (a producer's consumers, a consumer's
+    producers)."""
+
+    def __init__(self, native: NativeProducer | NativeConsumer) -> None:
         self._native = native
 
     async def subscribed(self, minimum: int = 1) -> None:
-        """Waits until at least ``minimum`` consumers are connected."""
+        """Waits until at least ``minimum`` peers are connected."""
         await self._native.subscribed(_checks.check_int("minimum", minimum, minimum=1))
 
     async def online(self) -> None:
-        """Waits until the producer is online (at least one subscriber)."""
+        """Waits until at least one peer is connected."""
         await self._native.subscribed(1)
 
     async def offline(self) -> None:
-        """Waits until no consumer is connected."""
+        """Waits until no peer is connected."""
         await self._native.unsubscribed(0)
 
     async def unsubscribed(self, maximum: int = 0) -> None:
-        """Waits until at most ``maximum`` consumers are connected."""
+        """Waits until at most ``maximum`` peers are connected."""
         await self._native.unsubscribed(_checks.check_int("maximum", maximum, minimum=0))
 
     def next_subscription(self) -> Awaitable[None]:
-        """Resolves when a consumer connects after this call (a new
+        """Resolves when a peer connects after this call (a new
         subscription or a reconnect), whoever was connected before."""
         return self._native.next_subscription()
 
@@ -117,7 +121,7 @@ class Producer(Closing):
         self._name = name
         self._codec = codec
         self._queued_at_once = 0
-        self.when = _ProducerWhen(native)
+        self.when = _When(native)
 
     stream_id = Native[str]("The stream's id, 64 hex.")
     is_online = Native[bool]("Whether at least one consumer is subscribed.")
@@ -189,32 +193,6 @@ class Producer(Closing):
         return _html.producer(self)
 
 
-class _ConsumerWhen:
-    def __init__(self, native: NativeConsumer) -> None:
-        self._native = native
-
-    async def subscribed(self, minimum: int = 1) -> None:
-        """Waits until at least ``minimum`` producers are connected."""
-        await self._native.subscribed(_checks.check_int("minimum", minimum, minimum=1))
-
-    async def online(self) -> None:
-        """Waits until the consumer is online (at least one producer connected)."""
-        await self._native.subscribed(1)
-
-    async def offline(self) -> None:
-        """Waits until no producer is connected."""
-        await self._native.unsubscribed(0)
-
-    async def unsubscribed(self, maximum: int = 0) -> None:
-        """Waits until at most ``maximum`` producers are connected."""
-        await self._native.unsubscribed(_checks.check_int("maximum", maximum, minimum=0))
-
-    def next_subscription(self) -> Awaitable[None]:
-        """Resolves when a producer connects after this call (a new
-        subscription or a reconnect), whoever was connected before."""
-        return self._native.next_subscription()
-
-
 class Consumer(Closing):
     """Receives the datums of every producer of one stream, each producer in order.
 
@@ -242,7 +220,7 @@ class Consumer(Closing):
         self._waiters: list[asyncio.Future[None]] = []
         self._watching: asyncio.AbstractEventLoop | None = None
         self._ready_fd: int | None = None
-        self.when = _ConsumerWhen(native)
+        self.when = _When(native)
 
     stream_id = Native[str]("The stream's id, 64 hex.")
     stats = Native[Stats]("Datums and bytes received from producers.")
