@@ -77,5 +77,8 @@ pub enum BondEvent {
         peer: EndpointId,
         id: Digest,
         reason: String,
+        /// The peer closed it as a duplicate (30429): it keeps another bond
+        /// with us, which may still be forming on our side.
+        duplicate: bool,
     },
 }

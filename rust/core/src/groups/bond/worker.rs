@@ -156,6 +156,7 @@ impl Worker {
                 },
             }
         };
+        let duplicate = matches!(&end, End::Link(e) if e.remote_code() == Some(u64::from(CloseReason::AlreadyBonded.code())));
         let reason = match end {
             End::Cancelled { say_goodbye } => {
                 if say_goodbye {
@@ -188,6 +189,7 @@ impl Worker {
                 peer: self.peer,
                 id: self.id,
                 reason,
+                duplicate,
             })
             .await;
     }

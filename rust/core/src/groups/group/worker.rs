@@ -40,6 +40,7 @@ use crate::{
         service::{Groups, JoinOptions},
     },
     network::{CLOSE_GRACE, CloseReason},
+    primitives::Digest,
     tickets::{Gate, Verdicts},
 };
 
@@ -71,6 +72,10 @@ enum Done {
 
 /// How often the worker looks over the catalog and its own entry.
 const SCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a bond the peer closed as a duplicate stays listed while the
+/// bond the peer keeps forms here (a handshake on loopback takes ms).
+const REPLACEMENT_GRACE: Duration = Duration::from_secs(1);
 /// Backoff bounds for dialing a member again.
 const REDIAL_MIN: Duration = Duration::from_millis(100);
 const REDIAL_MAX: Duration = Duration::from_secs(5);
@@ -146,6 +151,7 @@ pub(crate) fn start(
         query_tx,
         bonds: HashMap::new(),
         dialing: HashSet::new(),
+        replacing: HashMap::new(),
         redial: HashMap::new(),
         proposals: HashMap::new(),
         queries: HashMap::new(),
@@ -170,6 +176,9 @@ struct Worker {
     query_tx: mpsc::Sender<QueryTask>,
     bonds: HashMap<EndpointId, Bond>,
     dialing: HashSet<EndpointId>,
+    /// Bonds the peer closed as duplicates (30429), kept listed until the
+    /// bond it keeps forms here or the instant passes.
+    replacing: HashMap<EndpointId, (Digest, Instant)>,
     /// Failed dials: (failures in a row, not before).
     redial: HashMap<EndpointId, (u32, Instant)>,
     proposals: HashMap<RequestId, ProposalReply>,
@@ -457,17 +466,53 @@ impl Worker {
                 }
             }
             BondEvent::Formed(entry) => self.consider(&entry),
-            BondEvent::Down { peer, id, reason } => {
+            BondEvent::Down {
+                peer,
+                id,
+                reason,
+                duplicate,
+            } => {
                 // Only the bond that formed with this id ends here: a
                 // duplicate closing must not take the kept bond with it.
                 if self.bonds.get(&peer).is_some_and(|b| b.id == id) {
+                    if duplicate {
+                        // The peer keeps the other bond of a simultaneous
+                        // pair, which may not have formed here yet: wait
+                        // for it rather than drop to no bond in between.
+                        debug!(peer = %peer.fmt_short(), "bond closed as a duplicate; awaiting the kept one");
+                        self.replacing
+                            .insert(peer, (id, Instant::now() + REPLACEMENT_GRACE));
+                        return;
+                    }
                     debug!(peer = %peer.fmt_short(), reason, "bond down");
-                    self.bonds.remove(&peer);
-                    self.shared.bonded.lock().expect("bonded").remove(&peer);
-                    self.step(|raft| raft.bond_down(now, peer));
-                    self.backoff(peer);
+                    self.bond_lost(now, peer);
                 }
             }
+        }
+    }
+
+    /// Ends our bond with `peer` for the core, and dials again later.
+    fn bond_lost(&mut self, now: Duration, peer: EndpointId) {
+        self.replacing.remove(&peer);
+        self.bonds.remove(&peer);
+        self.shared.bonded.lock().expect("bonded").remove(&peer);
+        self.step(|raft| raft.bond_down(now, peer));
+        self.backoff(peer);
+    }
+
+    /// Bonds closed as duplicates whose replacement never formed: down now.
+    fn replacements_overdue(&mut self) {
+        let now = Instant::now();
+        let overdue: Vec<EndpointId> = self
+            .replacing
+            .iter()
+            .filter(|(_, (_, until))| *until <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in overdue {
+            debug!(peer = %peer.fmt_short(), "the kept bond never formed; bond down");
+            let at = self.now();
+            self.bond_lost(at, peer);
         }
     }
 
@@ -480,6 +525,16 @@ impl Worker {
         let peer = formed.link.remote_id();
         let replaces = match self.bonds.get(&peer) {
             None => None,
+            // The peer closed ours as a duplicate: this is the one it keeps.
+            Some(existing)
+                if self
+                    .replacing
+                    .get(&peer)
+                    .is_some_and(|(id, _)| *id == existing.id) =>
+            {
+                self.replacing.remove(&peer);
+                Some(existing.clone())
+            }
             Some(existing) => {
                 let dialed_by_us = formed.link.connection().side() == Side::Client;
                 let keep_ours = self.discovery.endpoint().id() < peer;
@@ -561,6 +616,7 @@ impl Worker {
     /// Dials every member in the catalog we are not bonded with, and tells
     /// our bonds when our own entry changed.
     fn scan(&mut self) {
+        self.replacements_overdue();
         let peers = self.discovery.peers();
         let listed: HashSet<EndpointId> = peers.iter().map(|e| e.entry().id()).collect();
         self.tickets.retain(|id| listed.contains(id));
