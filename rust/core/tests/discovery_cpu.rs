@@ -157,3 +157,61 @@ async fn links_of_forged_snapshots_are_closed_with_400_and_do_not_stall_a_stream
         node.close().await;
     }
 }
+
+/// Links that open a catalog sync and then say nothing hold the victim's
+/// served-sync slots until its sync timeout: beyond `MAX_SERVED_SYNCS` they
+/// are closed at once and counted (`sync_busy`), and once the attacker is
+/// gone an honest sync works again.
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_syncs_beyond_the_served_limit_are_closed_at_once() {
+    use mosaik_core::discovery::sync::MAX_SERVED_SYNCS;
+
+    let (victim, attacker) = pair("sync-slots").await;
+    let extra = 8;
+    let mut silent = Vec::new();
+    for _ in 0..MAX_SERVED_SYNCS + extra {
+        // A refused one may be closed before its stream opens: that is fine.
+        if let Ok(link) = Link::<CatalogSync>::open(attacker.endpoint(), victim.addr()).await {
+            silent.push(link);
+        }
+    }
+    // The ones past the limit are closed with 102 as they arrive.
+    let busy = || {
+        victim
+            .discovery()
+            .rejections()
+            .get("sync_busy")
+            .copied()
+            .unwrap_or(0)
+    };
+    let counted = async {
+        while busy() < extra as u64 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, counted)
+        .await
+        .unwrap_or_else(|_| panic!("only {} syncs refused as busy", busy()));
+    assert!(
+        busy() < (MAX_SERVED_SYNCS + extra) as u64,
+        "the first ones were served"
+    );
+    drop(silent);
+    let honest = Node::spawn(mosaik_core::NodeConfig::local(Digest::from_name("sync-slots")))
+        .await
+        .unwrap();
+    let synced = async {
+        loop {
+            if honest.discovery().sync_with(victim.addr()).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, synced)
+        .await
+        .expect("an honest sync works again");
+    for node in [victim, attacker, honest] {
+        node.close().await;
+    }
+}

@@ -43,6 +43,8 @@ pub enum Rejection {
     OversizedEntry,
     /// A new peer to sync with while `max_pending_syncs` wait already.
     SyncQueueFull,
+    /// A catalog sync asked of us while `MAX_SERVED_SYNCS` are served.
+    SyncBusy,
 }
 
 impl Rejection {
@@ -64,6 +66,7 @@ impl Rejection {
             Rejection::OversizedSnapshot => "oversized_snapshot",
             Rejection::OversizedEntry => "oversized_entry",
             Rejection::SyncQueueFull => "sync_queue_full",
+            Rejection::SyncBusy => "sync_busy",
         }
     }
 }

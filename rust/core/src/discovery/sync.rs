@@ -12,7 +12,7 @@
 //! fails are counted and skipped, and after `max_forged_per_link` of them
 //! the link ends with 400, as does a frame that is not a snapshot at all.
 
-use std::{fmt::Display, time::Duration};
+use std::{fmt::Display, sync::Arc, time::Duration};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use iroh::{
@@ -20,6 +20,7 @@ use iroh::{
     endpoint::Connection,
     protocol::{AcceptError, ProtocolHandler},
 };
+use tokio::sync::Semaphore;
 use tracing::debug;
 
 use super::{
@@ -185,11 +186,26 @@ pub async fn initiate(discovery: &impl SyncCatalog, addr: EndpointAddr) -> Resul
 #[derive(Clone)]
 pub struct SyncService<C> {
     discovery: C,
+    /// Syncs served at once: each may hold a 16 MiB snapshot and a decode.
+    serving: Arc<Semaphore>,
 }
+
+/// At most this many catalog syncs are served at once; more are closed at
+/// once (102) and counted (`sync_busy`): the asker tries again later, as
+/// after any failed sync.
+pub const MAX_SERVED_SYNCS: usize = 32;
 
 impl<C: SyncCatalog> SyncService<C> {
     pub fn new(discovery: C) -> Self {
-        Self { discovery }
+        Self::with_limit(discovery, MAX_SERVED_SYNCS)
+    }
+
+    /// Serves at most `limit` syncs at once.
+    pub fn with_limit(discovery: C, limit: usize) -> Self {
+        Self {
+            discovery,
+            serving: Arc::new(Semaphore::new(limit)),
+        }
     }
 
     async fn serve(&self, connection: Connection) -> Result<usize, SyncError> {
@@ -223,6 +239,15 @@ impl<C: SyncCatalog> ProtocolHandler for SyncService<C> {
             crate::network::link::close_connection(&connection, CloseReason::GracefulShutdown);
             return Ok(());
         }
+        let Ok(_serving) = self.serving.clone().try_acquire_owned() else {
+            self.discovery.reject(
+                Rejection::SyncBusy,
+                Some(remote),
+                &"too many catalog syncs at once",
+            );
+            crate::network::link::close_connection(&connection, CloseReason::Cancelled);
+            return Ok(());
+        };
         let timeout = self.discovery.sync_timeout();
         match tokio::time::timeout(timeout, self.serve(connection)).await {
             Ok(Ok(taken)) => debug!(peer = %remote.fmt_short(), taken, "served catalog sync"),
