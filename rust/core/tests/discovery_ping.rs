@@ -2,8 +2,8 @@
 //!
 //! Peers pinging a node as fast as they can must not push the node's entry
 //! version ahead of its clock (its peers drop entries dated too far in the
-//! future); a ping answered with another peer's entry, or another network's,
-//! is an error.
+//! future); a ping answered with another peer's entry is an error, and one
+//! of another network is wherever the network matters (DHT slots).
 
 use std::{
     sync::{
@@ -21,7 +21,11 @@ use iroh::{
 };
 use mosaik_core::{
     Digest, Node, NodeConfig, NodeError,
-    discovery::{PeerEntry, SignedPeerEntry, entry::now_ms, ping::Ping, ping::PingError},
+    discovery::{
+        PeerEntry, SignedPeerEntry,
+        entry::now_ms,
+        ping::{self, Ping, PingError},
+    },
     network::{Link, Protocol, route_repair::RouteRepair},
 };
 
@@ -127,7 +131,7 @@ fn entry_of(key: &SecretKey, network: &str) -> SignedPeerEntry {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_ping_answered_by_another_peer_or_network_is_an_error() {
+async fn a_ping_answered_by_another_peer_is_an_error_and_another_network_is_reported() {
     let node = Node::spawn(config()).await.unwrap();
     let someone_else = SecretKey::generate(&mut rand::rng());
     let (_router, relaying) = impostor(|_| entry_of(&someone_else, NETWORK)).await;
@@ -138,11 +142,20 @@ async fn a_ping_answered_by_another_peer_or_network_is_an_error() {
         other => panic!("{other:?}"),
     }
     let (_router, foreign) = impostor(|key| entry_of(key, "another-network")).await;
-    let refused = node.ping(foreign, Duration::from_secs(5)).await.unwrap_err();
-    assert!(
-        matches!(refused, NodeError::Ping(PingError::OtherNetwork { .. })),
-        "{refused:?}"
-    );
+    // An app may ping a peer of any network (mosaik answers everyone); the
+    // entry says which network it is of.
+    let answer = node.ping(foreign.clone(), Duration::from_secs(5)).await.unwrap();
+    assert_eq!(answer.entry().network, Digest::from_name("another-network"));
+    // Where the network matters (a DHT slot's peer), the answer is refused.
+    let refused = ping::ping(
+        node.discovery().dialer(),
+        foreign,
+        Some(node.network_id()),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(refused, PingError::OtherNetwork { .. }), "{refused:?}");
     assert!(refused.to_string().contains("another network"), "{refused}");
     node.close().await;
 }

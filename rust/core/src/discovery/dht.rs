@@ -216,7 +216,7 @@ async fn check_slot(discovery: &Discovery, client: &Client, slot: &Keypair) -> S
     match ping(
         discovery.dialer(),
         listed.clone(),
-        discovery.network(),
+        Some(discovery.network()),
         PING_TIMEOUT,
     )
     .await

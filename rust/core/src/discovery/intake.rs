@@ -21,18 +21,18 @@ use super::{
     catalog::{Catalog, Fresh, Source, Upsert},
     entry::{PeerEntry, SignedPeerEntry, now_ms},
     event::Event,
-    ping::Ping,
     rejection::Rejection,
     service::Discovery,
     source_budget::SourceBudgets,
     sync::{Merged, Snapshot},
     sync_queue::Learned,
 };
-use crate::network::Protocol;
 
-/// Largest entry we take: one we could not even answer a ping with (its
-/// frame limit) is no entry a peer can use.
-pub const MAX_ENTRY_BYTES: usize = Ping::MAX_FRAME;
+/// Largest entry we take. mosaik frames have no limit, and an honest peer
+/// may carry many tickets (tests/test_tickets.py: 1000 JWTs, ~300 KB), so
+/// this is well above our ping frame; the catalog's memory is bounded by
+/// `max_catalog_entries` times this (a total-bytes budget is still to come).
+pub const MAX_ENTRY_BYTES: usize = 512 * 1024;
 
 /// Refusals of one batch, by reason, recorded together.
 #[derive(Default)]

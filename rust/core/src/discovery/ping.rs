@@ -58,11 +58,13 @@ pub enum PingError {
 }
 
 /// Pings `addr`: returns its verified, freshly signed entry, which must be
-/// the dialed peer's own and of `network`.
+/// the dialed peer's own and, when `network` is given, of that network. (An
+/// app may ping a peer of any network, as mosaik's ping answers everyone:
+/// the entry says which network it is of.)
 pub async fn ping(
     dialer: &Dialer,
     addr: EndpointAddr,
-    network: Digest,
+    network: Option<Digest>,
     timeout: Duration,
 ) -> Result<SignedPeerEntry, PingError> {
     let peer = addr.id;
@@ -85,7 +87,7 @@ pub async fn ping(
             answered,
         });
     }
-    if reply.entry().network != network {
+    if network.is_some_and(|network| reply.entry().network != network) {
         return Err(PingError::OtherNetwork {
             peer,
             network: reply.entry().network,

@@ -188,7 +188,7 @@ impl Node {
         // The app names where the peer is now (see `Dialer::expect_at`).
         let dialer = self.inner.discovery.dialer();
         dialer.expect_at(&addr).await;
-        Ok(ping::ping(dialer, addr, self.network_id(), timeout).await?)
+        Ok(ping::ping(dialer, addr, None, timeout).await?)
     }
 
     /// Resolves once the node can be reached from the internet as mosaik

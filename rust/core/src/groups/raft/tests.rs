@@ -506,7 +506,7 @@ fn safety_holds_under_partitions_and_crashes_with_a_majority_quorum() {
     let seeds: u64 = std::env::var("RAFT_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(50);
+        .unwrap_or(100);
     for n in [3, 5, 7] {
         for seed in 0..seeds {
             eprintln!("simulating {n} members, seed {seed}");
