@@ -37,6 +37,19 @@ async def peer() -> AsyncIterator[mosaik.Network]:
 
 
 @pytest.fixture
+async def pair(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[mosaik.Network, mosaik.Network]]:
+    """Two nodes of one network (named after the test module) that know each other."""
+    name = f"{request.module.__name__}-pair"
+    async with mosaik.Network.create(name, local=True) as a:
+        async with mosaik.Network.create(name, local=True, bootstrap=[a.address]) as b:
+            await a.discovery.wait_for_peers(1, timeout=10)
+            await b.discovery.wait_for_peers(1, timeout=10)
+            yield a, b
+
+
+@pytest.fixture
 def black_hole() -> Iterator[str]:
     """The address of a peer that never answers: a UDP socket that reads nothing."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 import mosaik
 
 from waiting import until
-
-
-@pytest.fixture
-async def pair() -> AsyncIterator[tuple[mosaik.Network, mosaik.Network]]:
-    async with mosaik.Network.create("streams-py", local=True) as a:
-        async with mosaik.Network.create("streams-py", local=True, bootstrap=[a.address]) as b:
-            await a.discovery.wait_for_peers(1, timeout=10)
-            await b.discovery.wait_for_peers(1, timeout=10)
-            yield a, b
 
 
 async def test_json_datums_arrive_in_order_through_every_receive_style(
